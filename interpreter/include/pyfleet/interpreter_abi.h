@@ -50,7 +50,9 @@ typedef enum PyfleetCode {
   PYFLEET_DATA_LOSS = 15,
 } PyfleetCode;
 
-/* An error. All strings are UTF-8, NUL-terminated and owned by the status. */
+/* An error. All strings are UTF-8 and NUL-terminated. The struct and each string are
+ * allocated with malloc(), so any module of the process can free a status: with the
+ * table's `status_free`, or field by field with free(). */
 typedef struct PyfleetStatus {
   int32_t code;        /* a PyfleetCode, never PYFLEET_OK */
   char* message;       /* e.g. "division by zero" */
@@ -128,15 +130,18 @@ typedef struct PyfleetArchive {
   void* ctx;
   void (*retain)(void* ctx);
   void (*release)(void* ctx);
-  /* The path (or "<bytes>" / "<directory>" description) named in error messages. */
+  /* The path given when it was opened (or "<binary>" for bytes), as error messages and
+   * PackageImporter.filename name it. */
   const char* (*path)(void* ctx);
-  /* Records in archive order, full names including the top-level folder. */
+  /* Records in archive order, named WITHOUT the archive's top-level folder, exactly as
+   * torch's PyTorchFileReader.get_all_records() lists them (".data/version", "m/x.py"). */
   size_t (*record_count)(void* ctx);
   const char* (*record_name)(void* ctx, size_t index);
-  /* Index of `name` (full name), or -1. */
+  /* Index of the record named `name` (as record_name gives it), or -1. */
   int64_t (*find)(void* ctx, const char* name);
   /* Reads one record. NULL on success; else a status the caller frees with
-   * pyfleet's status_free (DATA_LOSS for CRC or size mismatch, OUT_OF_RANGE for index). */
+   * free() (see PyfleetStatus): DATA_LOSS for a CRC or size mismatch, OUT_OF_RANGE for a
+   * bad index. */
   PyfleetStatus* (*read)(void* ctx, size_t index, PyfleetRecordView* out);
 } PyfleetArchive;
 
