@@ -1,0 +1,130 @@
+// File: interpreter_scaling.cpp
+//
+// pyfleet-bench-interpreters: prints what isolated interpreters buy on this machine.
+//   1. Start-up: time and RSS to create an interpreter and to import torch in it, for
+//      the first and each later interpreter.
+//   2. Scaling: "N interpreters doing N x the work / one interpreter doing 1 x" for a
+//      pure-Python loop and a small-op torch model, beside N threads sharing ONE
+//      interpreter (one GIL). Ideal: 1.0 for own interpreters (with N <= cores) and N for
+//      a shared one. Measured side by side in one run, best of --repeats.
+//
+//   B/bin/pyfleet-bench-interpreters --max_interpreters 4 --repeats 3
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "pyfleet/interpreter.h"
+
+ABSL_FLAG(int, max_interpreters, 4, "largest N (runs N = 1, 2, 4, ... up to it)");
+ABSL_FLAG(int, repeats, 3, "repetitions per configuration (best is reported)");
+ABSL_FLAG(int, py_iterations, 2000000, "iterations of the pure-Python loop per unit of work");
+ABSL_FLAG(int, torch_iterations, 3000, "forward passes of the small model per unit of work");
+
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+long RssKb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+constexpr char kWorkload[] = R"(
+import torch
+torch.manual_seed(0)
+_small = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).eval()
+_x = torch.randn(1, 4)
+def torch_small(k):
+    with torch.no_grad():
+        for _ in range(k):
+            y = _small(_x)
+    return 0
+def py_loop(k):
+    s = 0
+    for i in range(k):
+        s += i * i
+    return s
+)";
+
+// Wall seconds for `threads` host threads, thread t calling fn(k) in interpreter
+// pool[shared ? 0 : t]; best of `repeats`.
+double Measure(std::vector<std::unique_ptr<pyfleet::Interpreter>>& pool, const char* fn, int k, int threads,
+               bool shared, int repeats) {
+  std::vector<pyfleet::Obj> fns;
+  for (int t = 0; t < threads; ++t) fns.push_back(pool[shared ? 0 : t]->global("__main__", fn));
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    std::vector<std::thread> workers;
+    double t0 = Now();
+    for (int t = 0; t < threads; ++t) workers.emplace_back([&, t] { fns[t]({k}); });
+    for (auto& w : workers) w.join();
+    best = std::min(best, Now() - t0);
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const int max_n = absl::GetFlag(FLAGS_max_interpreters);
+  const int repeats = absl::GetFlag(FLAGS_repeats);
+  at::set_num_threads(1);  // measure interpreter-level parallelism, not intra-op threads
+  (void)torch::ones({1});
+  std::printf("pyfleet-bench-interpreters: cores=%u torch::get_num_threads()=%d max_interpreters=%d repeats=%d\n",
+              std::thread::hardware_concurrency(), torch::get_num_threads(), max_n, repeats);
+
+  auto libs = pyfleet::NativeLibraries::create();
+  std::vector<std::unique_ptr<pyfleet::Interpreter>> pool;
+  std::printf("\n== start-up (RSS of the whole process) ==\n");
+  std::printf("%-6s %12s %12s %16s %16s\n", "interp", "create_s", "create_MB", "import_torch_s", "import_torch_MB");
+  for (int i = 0; i < max_n; ++i) {
+    long r0 = RssKb();
+    double t0 = Now();
+    pool.push_back(pyfleet::Interpreter::create(libs));
+    double t1 = Now();
+    long r1 = RssKb();
+    pool.back()->run("import torch\n");
+    double t2 = Now();
+    long r2 = RssKb();
+    std::printf("%-6d %12.3f %12.1f %16.3f %16.1f\n", i, t1 - t0, (r1 - r0) / 1024.0, t2 - t1, (r2 - r1) / 1024.0);
+    pool.back()->run(kWorkload);
+  }
+  auto stats = libs->stats();
+  std::printf("templates built: %d in %.3f s; library copies loaded: %d in %.3f s\n", stats.templates_built,
+              stats.template_seconds, stats.copies_loaded, stats.copy_seconds);
+
+  std::printf("\n== scaling: wall time of N units of work / wall time of 1 unit ==\n");
+  std::printf("%-12s %3s %14s %14s %18s %18s\n", "workload", "N", "1 interp (s)", "N interps (s)",
+              "ratio own interps", "ratio ONE interp");
+  struct Work {
+    const char* fn;
+    int k;
+  } works[] = {{"py_loop", absl::GetFlag(FLAGS_py_iterations)}, {"torch_small", absl::GetFlag(FLAGS_torch_iterations)}};
+  for (const Work& w : works) {
+    for (int n = 2; n <= max_n; n *= 2) {
+      double one = Measure(pool, w.fn, w.k, 1, false, repeats);
+      double own = Measure(pool, w.fn, w.k, n, false, repeats);
+      double shared = Measure(pool, w.fn, w.k, n, true, repeats);
+      std::printf("%-12s %3d %14.3f %14.3f %18.2f %18.2f\n", w.fn, n, one, own, own / one, shared / one);
+    }
+  }
+  std::printf("\nideal: own interpreters %.2f for N <= %u cores (N/cores beyond); ONE interpreter ~N (one GIL)\n",
+              1.0, std::thread::hardware_concurrency());
+  for (auto& p : pool) p.release();  // interpreters live until exit (ARCHITECTURE.md §11)
+  return 0;
+}

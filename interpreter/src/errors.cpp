@@ -1,0 +1,127 @@
+#include "interpreter/src/errors.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "interpreter/src/py_ref.h"
+
+namespace pyfleet::internal {
+namespace {
+
+char* DupString(std::string_view s) {
+  char* out = static_cast<char*>(std::malloc(s.size() + 1));
+  if (out == nullptr) return nullptr;
+  std::memcpy(out, s.data(), s.size());
+  out[s.size()] = '\0';
+  return out;
+}
+
+// str(obj) as UTF-8, or a placeholder if that itself fails. Requires the GIL.
+std::string SafeStr(PyObject* obj) {
+  if (obj == nullptr) return {};
+  PyRef s = PyRef::steal(PyObject_Str(obj));
+  if (!s) {
+    PyErr_Clear();
+    return "<exception str() failed>";
+  }
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(s.get(), &size);
+  if (data == nullptr) {
+    PyErr_Clear();
+    return "<exception str() is not UTF-8>";
+  }
+  return std::string(data, size);
+}
+
+// "module.QualName" of an exception type; builtins keep their "builtins." prefix so
+// the host can tell them apart from same-named package exceptions.
+std::string QualifiedTypeName(PyObject* type) {
+  PyRef module = PyRef::steal(PyObject_GetAttrString(type, "__module__"));
+  PyRef qualname = PyRef::steal(PyObject_GetAttrString(type, "__qualname__"));
+  PyErr_Clear();
+  std::string name = qualname ? SafeStr(qualname.get()) : std::string(((PyTypeObject*)type)->tp_name);
+  return module ? SafeStr(module.get()) + "." + name : name;
+}
+
+std::string FormatTraceback(PyObject* type, PyObject* value, PyObject* tb) {
+  PyRef traceback = PyRef::steal(PyImport_ImportModule("traceback"));
+  if (!traceback) {
+    PyErr_Clear();
+    return {};
+  }
+  PyRef lines = PyRef::steal(PyObject_CallMethod(traceback.get(), "format_exception", "OOO", type,
+                                                 value ? value : Py_None, tb ? tb : Py_None));
+  if (!lines) {
+    PyErr_Clear();
+    return {};
+  }
+  PyRef empty = PyRef::steal(PyUnicode_FromString(""));
+  PyRef joined = PyRef::steal(PyUnicode_Join(empty.get(), lines.get()));
+  if (!joined) {
+    PyErr_Clear();
+    return {};
+  }
+  return SafeStr(joined.get());
+}
+
+PyfleetCode CodeForException(PyObject* type) {
+  struct Mapping {
+    PyObject* type;
+    PyfleetCode code;
+  };
+  const Mapping mappings[] = {
+      {PyExc_ImportError, PYFLEET_NOT_FOUND},  // ModuleNotFoundError too
+      {PyExc_AttributeError, PYFLEET_NOT_FOUND},
+      {PyExc_KeyError, PYFLEET_NOT_FOUND},
+      {PyExc_FileNotFoundError, PYFLEET_NOT_FOUND},
+      {PyExc_IndexError, PYFLEET_OUT_OF_RANGE},
+      {PyExc_TypeError, PYFLEET_INVALID_ARGUMENT},
+      {PyExc_ValueError, PYFLEET_INVALID_ARGUMENT},
+      {PyExc_NotImplementedError, PYFLEET_UNIMPLEMENTED},
+      {PyExc_KeyboardInterrupt, PYFLEET_CANCELLED},
+      {PyExc_MemoryError, static_cast<PyfleetCode>(8)},  // RESOURCE_EXHAUSTED
+  };
+  for (const Mapping& m : mappings) {
+    if (PyErr_GivenExceptionMatches(type, m.type)) return m.code;
+  }
+  return PYFLEET_UNKNOWN;
+}
+
+}  // namespace
+
+PyfleetStatus* MakeStatus(PyfleetCode code, std::string_view message, std::string_view python_type,
+                          std::string_view traceback) {
+  auto* status = static_cast<PyfleetStatus*>(std::calloc(1, sizeof(PyfleetStatus)));
+  if (status == nullptr) return nullptr;  // out of memory: nothing better to report
+  status->code = code == PYFLEET_OK ? PYFLEET_UNKNOWN : code;
+  status->message = DupString(message);
+  status->python_type = python_type.empty() ? nullptr : DupString(python_type);
+  status->traceback = traceback.empty() ? nullptr : DupString(traceback);
+  return status;
+}
+
+PyfleetStatus* StatusFromPythonError() {
+  PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+  PyErr_Fetch(&type, &value, &tb);
+  if (type == nullptr) {
+    return MakeStatus(PYFLEET_INTERNAL, "an operation failed without setting a Python exception");
+  }
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb != nullptr && value != nullptr) PyException_SetTraceback(value, tb);
+  PyRef type_ref = PyRef::steal(type), value_ref = PyRef::steal(value), tb_ref = PyRef::steal(tb);
+  std::string type_name = QualifiedTypeName(type);
+  std::string message = SafeStr(value);
+  std::string formatted = FormatTraceback(type, value, tb);
+  PyErr_Clear();
+  return MakeStatus(CodeForException(type), message, type_name, formatted);
+}
+
+void FreeStatus(PyfleetStatus* status) {
+  if (status == nullptr) return;
+  std::free(status->message);
+  std::free(status->python_type);
+  std::free(status->traceback);
+  std::free(status);
+}
+
+}  // namespace pyfleet::internal

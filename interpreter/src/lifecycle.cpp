@@ -1,0 +1,169 @@
+// File: lifecycle.cpp
+//
+// Starting and finalizing the CPython of this library copy (the ABI's create and
+// finalize entries). See Note [One interpreter per library copy] in state.h.
+#include <Python.h>
+#include <dlfcn.h>
+
+#include <memory>
+#include <string>
+
+#include "interpreter/src/errors.h"
+#include "interpreter/src/gil.h"
+#include "interpreter/src/lifecycle.h"
+#include "interpreter/src/py_ref.h"
+#include "interpreter/src/state.h"
+#include "interpreter/src/tensor_bridge.h"
+
+extern "C" const struct _frozen pyfleet_frozen_stubs[];  // stubs/freeze.py
+
+namespace pyfleet::internal {
+namespace {
+
+PyfleetInterp* g_interp = nullptr;  // per library copy; see the Note in state.h
+
+std::wstring Widen(const char* s) {
+  std::wstring out;
+  wchar_t* w = Py_DecodeLocale(s, nullptr);
+  if (w != nullptr) {
+    out = w;
+    PyMem_RawFree(w);
+  }
+  return out;
+}
+
+PyfleetStatus* FromPyStatus(PyStatus status, const char* what) {
+  std::string message = std::string("CPython initialization failed in ") + what;
+  if (status.func != nullptr) message += std::string(" (") + status.func + ")";
+  if (status.err_msg != nullptr) message += std::string(": ") + status.err_msg;
+  return MakeStatus(PYFLEET_INTERNAL, message);
+}
+
+// Note [sys.executable is "torch_deploy"]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// torch 1.13 checks `sys.executable == "torch_deploy"` and then skips process-global
+// registrations (torch.library / meta registrations, libtorch_global_deps, the shm
+// manager). Without it the second interpreter's `import torch` fails with "Only a
+// single TORCH_LIBRARY can be used to register the namespace nvprims".
+PyfleetStatus* InitializePython(const PyfleetInterpConfig* config) {
+  PyConfig py;
+  PyConfig_InitIsolatedConfig(&py);
+  std::unique_ptr<PyConfig, void (*)(PyConfig*)> cleanup(&py, PyConfig_Clear);
+  py.install_signal_handlers = 0;  // the host owns signals
+  py.site_import = 0;              // sys.path is exactly what the host configured
+  py.write_bytecode = 0;
+  py.parse_argv = 0;
+  py.user_site_directory = 0;
+  PyStatus status = PyConfig_SetString(&py, &py.home, L"/usr");
+  if (PyStatus_Exception(status)) return FromPyStatus(status, "PyConfig home");
+  status = PyConfig_SetString(&py, &py.program_name, L"python3");
+  if (PyStatus_Exception(status)) return FromPyStatus(status, "PyConfig program_name");
+  status = PyConfig_SetString(&py, &py.executable, L"torch_deploy");
+  if (PyStatus_Exception(status)) return FromPyStatus(status, "PyConfig executable");
+  py.module_search_paths_set = 1;
+  for (size_t i = 0; i < config->sys_path_len; ++i) {
+    std::wstring entry = Widen(config->sys_path[i]);
+    status = PyWideStringList_Append(&py.module_search_paths, entry.c_str());
+    if (PyStatus_Exception(status)) return FromPyStatus(status, "PyConfig module_search_paths");
+  }
+  status = Py_InitializeFromConfig(&py);
+  if (PyStatus_Exception(status)) return FromPyStatus(status, "Py_InitializeFromConfig");
+  return nullptr;
+}
+
+// Runs stubs/_pyfleet_bootstrap.py's install(). Requires the GIL.
+PyfleetStatus* Bootstrap(const PyfleetInterpConfig* config, const std::string& library_path) {
+  PyRef modules = PyRef::steal(PyDict_New());
+  if (!modules) return StatusFromPythonError();
+  for (size_t i = 0; i < config->modules_len; ++i) {
+    const PyfleetModuleSource& m = config->modules[i];
+    if (m.name == nullptr || m.source == nullptr) {
+      return MakeStatus(PYFLEET_INVALID_ARGUMENT, "module source " + std::to_string(i) + " has no name or source");
+    }
+    PyRef entry = PyRef::steal(Py_BuildValue("(sO)", m.source, m.is_package ? Py_True : Py_False));
+    if (!entry || PyDict_SetItemString(modules.get(), m.name, entry.get()) < 0) {
+      return StatusFromPythonError();
+    }
+  }
+  PyRef bootstrap = PyRef::steal(PyImport_ImportModule("_pyfleet_bootstrap"));
+  if (!bootstrap) return StatusFromPythonError();
+  PyRef result = PyRef::steal(
+      PyObject_CallMethod(bootstrap.get(), "install", "Os", modules.get(), library_path.c_str()));
+  if (!result) return StatusFromPythonError();
+  return nullptr;
+}
+
+std::string OwnLibraryPath() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&OwnLibraryPath), &info) != 0 && info.dli_fname != nullptr) {
+    return info.dli_fname;
+  }
+  return {};
+}
+
+}  // namespace
+
+PyfleetInterp* CurrentInterp() { return g_interp; }
+void SetCurrentInterp(PyfleetInterp* interp) { g_interp = interp; }
+
+PyfleetStatus* CreateInterpreter(const PyfleetInterpConfig* config, PyfleetInterp** out) noexcept {
+  try {
+    if (config == nullptr || out == nullptr) {
+      return MakeStatus(PYFLEET_INVALID_ARGUMENT, "create: config and out must not be NULL");
+    }
+    if (config->struct_size < sizeof(PyfleetInterpConfig)) {
+      return MakeStatus(PYFLEET_FAILED_PRECONDITION,
+                        "create: PyfleetInterpConfig of " + std::to_string(config->struct_size) +
+                            " bytes, this library needs " + std::to_string(sizeof(PyfleetInterpConfig)));
+    }
+    if (config->extension_loader.load == nullptr) {
+      return MakeStatus(PYFLEET_INVALID_ARGUMENT, "create: an extension loader is required");
+    }
+    if (g_interp != nullptr) {
+      return MakeStatus(PYFLEET_FAILED_PRECONDITION,
+                        "create: this library copy already hosts interpreter " +
+                            std::to_string(g_interp->index) + "; load another copy");
+    }
+    auto interp = std::make_unique<PyfleetInterp>();
+    interp->index = config->index;
+    interp->extension_loader = config->extension_loader;
+    interp->library_path = OwnLibraryPath();
+    g_interp = interp.get();  // extension loads during start-up need it
+
+    PyImport_FrozenModules = pyfleet_frozen_stubs;
+    if (PyImport_AppendInittab("pyfleet", PyInit_pyfleet) < 0) {
+      g_interp = nullptr;
+      return MakeStatus(PYFLEET_INTERNAL, "create: PyImport_AppendInittab(pyfleet) failed");
+    }
+    if (PyfleetStatus* s = InitializePython(config)) {
+      g_interp = nullptr;
+      return s;
+    }
+    interp->interp = PyInterpreterState_Get();
+    PyfleetStatus* s = Bootstrap(config, interp->library_path);
+    AdoptThreadState(PyEval_SaveThread());  // see Note [Persistent thread states]
+    if (s != nullptr) return s;  // CPython is up; the interpreter stays owned by g_interp
+    *out = interp.release();
+    return nullptr;
+  } catch (const std::exception& e) {
+    return MakeStatus(PYFLEET_INTERNAL, std::string("create: ") + e.what());
+  }
+}
+
+PyfleetStatus* FinalizeInterpreter(PyfleetInterp* interp) noexcept {
+  if (interp == nullptr) return MakeStatus(PYFLEET_INVALID_ARGUMENT, "finalize: interpreter is NULL");
+  if (interp->finalized.exchange(true)) {
+    return MakeStatus(PYFLEET_FAILED_PRECONDITION,
+                      "interpreter " + std::to_string(interp->index) + " is already finalized");
+  }
+  // Tensors the host still holds may own PyObjects of this interpreter; disarm torch's
+  // PyInterpreter so their later release never calls into a dead CPython.
+  DisarmTorch(interp);
+  int rc = FinalizeOnThisThread(interp);  // runs _pyfleet_bootstrap.prepare_finalize() first
+  if (rc != 0) {
+    return MakeStatus(PYFLEET_INTERNAL, "Py_FinalizeEx failed for interpreter " + std::to_string(interp->index));
+  }
+  return nullptr;
+}
+
+}  // namespace pyfleet::internal

@@ -1,0 +1,36 @@
+// File: state.h
+//
+// The state of the one CPython this library copy hosts.
+//
+// Note [One interpreter per library copy]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// The host dlopens a private copy of libpyfleet_interpreter.so per interpreter
+// (ARCHITECTURE.md §2), so every namespace-scope variable here, CPython's own
+// _PyRuntime included, exists once per interpreter. That is what makes `State` below
+// safe as a per-copy singleton; it would be wrong in code linked into the host.
+#pragma once
+
+#include <Python.h>
+
+#include <atomic>
+#include <string>
+
+#include "pyfleet/interpreter_abi.h"
+
+struct PyfleetInterp {
+  int32_t index = 0;
+  PyInterpreterState* interp = nullptr;  // owned by CPython
+  PyfleetExtensionLoader extension_loader{};
+  std::string library_path;  // this copy, as the host dlopen'ed it
+  void* torch_python = nullptr;  // a dlopen handle whose scope holds libtorch_python
+  std::atomic<bool> finalized{false};
+};
+
+namespace pyfleet::internal {
+
+// The interpreter of this library copy, or nullptr before create().
+// See Note [One interpreter per library copy].
+PyfleetInterp* CurrentInterp();
+void SetCurrentInterp(PyfleetInterp* interp);
+
+}  // namespace pyfleet::internal

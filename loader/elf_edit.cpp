@@ -1,0 +1,291 @@
+// Dynamic-section edits on ELF64 x86-64 shared objects; see elf_edit.h.
+#include "loader/elf_edit.h"
+
+#include <elf.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "loader/elf_file.h"
+#include "loader/status_macros.h"
+
+namespace pyfleet::internal {
+namespace {
+
+// Alignment of the appended segment. x86-64 Linux runs with 4 KiB pages; glibc only
+// requires p_offset == p_vaddr modulo the run-time page size.
+constexpr uint64_t kPageSize = 4096;
+
+uint64_t alignUp(uint64_t value, uint64_t alignment) {
+  return (value + alignment - 1) / alignment * alignment;
+}
+
+template <typename T>
+void writeAt(std::string& image, uint64_t offset, const T& value) {
+  std::memcpy(image.data() + offset, &value, sizeof(T));
+}
+
+// The strings an edit adds, each stored once, after the old table.
+class StringAppender {
+ public:
+  explicit StringAppender(uint64_t old_size) : old_size_(old_size) {}
+  // Offset in the new table of `s` (added on first use).
+  uint64_t add(const std::string& s) {
+    auto [it, inserted] = offsets_.try_emplace(s, old_size_ + appended_.size());
+    if (inserted) {
+      appended_ += s;
+      appended_.push_back('\0');
+    }
+    return it->second;
+  }
+  const std::string& appended() const { return appended_; }
+
+ private:
+  uint64_t old_size_;
+  std::string appended_;
+  absl::flat_hash_map<std::string, uint64_t> offsets_;
+};
+
+absl::Status checkEdits(const ElfFile& elf, const ElfEdits& edits) {
+  auto bad = [](const std::string& s) { return s.find('\0') != std::string::npos; };
+  for (const std::string& s : edits.add_needed) {
+    if (bad(s)) return absl::InvalidArgumentError("a DT_NEEDED value contains NUL");
+  }
+  for (const auto& [from, to] : edits.replace_needed) {
+    if (bad(to)) return absl::InvalidArgumentError("a DT_NEEDED value contains NUL");
+    if (std::find(elf.needed().begin(), elf.needed().end(), from) == elf.needed().end()) {
+      return absl::NotFoundError(absl::StrCat(elf.fileName(), ": has no DT_NEEDED \"", from,
+                                              "\" to replace (has: ",
+                                              absl::StrJoin(elf.needed(), ", "), ")"));
+    }
+  }
+  if ((edits.soname && bad(*edits.soname)) || (edits.runpath && bad(*edits.runpath))) {
+    return absl::InvalidArgumentError("a DT_SONAME or DT_RUNPATH value contains NUL");
+  }
+  if (edits.demote_unique && elf.dynsymSectionIndex() < 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        elf.fileName(), ": cannot demote STB_GNU_UNIQUE symbols without a .dynsym section"));
+  }
+  return absl::OkStatus();
+}
+
+int demoteUnique(const ElfFile& elf, std::string& image) {
+  int demoted = 0;
+  for (uint64_t i = 0; i < elf.dynsymCount(); ++i) {
+    const uint64_t info_offset = elf.dynsymOffset() + i * sizeof(Elf64_Sym) +
+                                 offsetof(Elf64_Sym, st_info);
+    const unsigned char info = static_cast<unsigned char>(image[info_offset]);
+    if (ELF64_ST_BIND(info) != STB_GNU_UNIQUE) continue;
+    image[info_offset] = static_cast<char>(ELF64_ST_INFO(STB_GLOBAL, ELF64_ST_TYPE(info)));
+    ++demoted;
+  }
+  return demoted;
+}
+
+// The new dynamic entries: old ones with values re-pointed into `strings`, the new
+// DT_NEEDED entries before the first old one, DT_STRTAB/DT_STRSZ set by the caller.
+std::vector<Elf64_Dyn> buildDynamic(const ElfFile& elf, const ElfEdits& edits,
+                                    StringAppender& strings) {
+  std::vector<Elf64_Dyn> added;
+  for (const std::string& name : edits.add_needed) {
+    added.push_back(Elf64_Dyn{DT_NEEDED, {strings.add(name)}});
+  }
+  std::vector<Elf64_Dyn> out;
+  bool inserted = false, have_soname = false, have_path = false;
+  for (Elf64_Dyn d : elf.dynamicEntries()) {
+    if (d.d_tag == DT_NULL) break;
+    if (d.d_tag == DT_NEEDED && !inserted) {
+      out.insert(out.end(), added.begin(), added.end());
+      inserted = true;
+    }
+    if (d.d_tag == DT_NEEDED) {
+      // Offsets were validated by ElfFile::parse.
+      const absl::string_view value = elf.dynamicString(d.d_un.d_val).value();
+      for (const auto& [from, to] : edits.replace_needed) {
+        if (value == from) d.d_un.d_val = strings.add(to);
+      }
+    } else if (d.d_tag == DT_SONAME) {
+      have_soname = true;
+      if (edits.soname) d.d_un.d_val = strings.add(*edits.soname);
+    } else if (d.d_tag == DT_RUNPATH || d.d_tag == DT_RPATH) {
+      have_path = true;
+      if (edits.runpath) d.d_un.d_val = strings.add(*edits.runpath);
+    }
+    out.push_back(d);
+  }
+  if (!inserted) out.insert(out.begin(), added.begin(), added.end());
+  if (edits.soname && !have_soname) out.push_back(Elf64_Dyn{DT_SONAME, {strings.add(*edits.soname)}});
+  if (edits.runpath && !have_path) {
+    out.push_back(Elf64_Dyn{DT_RUNPATH, {strings.add(*edits.runpath)}});
+  }
+  out.push_back(Elf64_Dyn{DT_NULL, {0}});
+  return out;
+}
+
+// What the edited file must look like when parsed back.
+// `before` may no longer view valid bytes: only its owned members are used, and the old
+// string table comes as `old_dynstr`.
+absl::Status verify(const ElfFile& before, absl::string_view old_dynstr, const ElfEdits& edits,
+                    const ElfFile& after) {
+  std::vector<std::string> needed = edits.add_needed;
+  for (std::string name : before.needed()) {
+    for (const auto& [from, to] : edits.replace_needed) {
+      if (name == from) name = to;
+    }
+    needed.push_back(std::move(name));
+  }
+  auto mismatch = [&](absl::string_view what) {
+    return absl::InternalError(
+        absl::StrCat(before.fileName(), ": edited image does not check: ", what));
+  };
+  if (after.needed() != needed) return mismatch("DT_NEEDED list");
+  for (const ElfFile::Verneed& verneed : after.verneeds()) {
+    for (const auto& [from, to] : edits.replace_needed) {
+      if (verneed.file == from) return mismatch("DT_VERNEED still names a replaced library");
+    }
+  }
+  if (after.soname() != (edits.soname ? edits.soname : before.soname())) {
+    return mismatch("DT_SONAME");
+  }
+  if (edits.runpath && after.runpath() != edits.runpath && after.rpath() != edits.runpath) {
+    return mismatch("DT_RUNPATH");
+  }
+  if (after.dynstr().substr(0, old_dynstr.size()) != old_dynstr) {
+    return mismatch("old dynamic strings moved");
+  }
+  if (edits.demote_unique && after.uniqueSymbolCount() != 0) {
+    return mismatch("STB_GNU_UNIQUE symbols left");
+  }
+  return absl::OkStatus();
+}
+
+// Appends the new segment and re-points everything at it. See Note [ELF relayout for new
+// dynamic strings]. `before` views `image` only until the resize below; after it only its
+// owned members are used, and its string table comes as `old_dynstr`.
+void relayout(const ElfFile& before, const std::string& old_dynstr, const ElfEdits& edits,
+              std::string& image, EditedImage& out) {
+  StringAppender strings(old_dynstr.size());
+  std::vector<Elf64_Dyn> dynamic = buildDynamic(before, edits, strings);
+  // {file offset of vn_file, new value} for version requirements on replaced libraries.
+  std::vector<std::pair<uint64_t, Elf64_Word>> verneed_files;
+  for (const ElfFile::Verneed& verneed : before.verneeds()) {
+    for (const auto& [from, to] : edits.replace_needed) {
+      if (verneed.file != from) continue;
+      verneed_files.emplace_back(verneed.offset + offsetof(Elf64_Verneed, vn_file),
+                                 static_cast<Elf64_Word>(strings.add(to)));
+    }
+  }
+  const uint64_t dynstr_size = old_dynstr.size() + strings.appended().size();
+
+  // Layout of the new segment: program headers, .dynamic (8-aligned), .dynstr.
+  std::vector<Elf64_Phdr> phdrs = before.programHeaders();
+  const uint64_t phdr_bytes = (phdrs.size() + 1) * sizeof(Elf64_Phdr);
+  const uint64_t dynamic_rel = alignUp(phdr_bytes, 8);
+  const uint64_t dynamic_bytes = dynamic.size() * sizeof(Elf64_Dyn);
+  const uint64_t dynstr_rel = dynamic_rel + dynamic_bytes;
+  const uint64_t segment_bytes = dynstr_rel + dynstr_size;
+  const uint64_t base_offset = alignUp(image.size(), kPageSize);
+  const uint64_t base_vaddr = alignUp(before.loadEnd(), kPageSize);
+
+  for (Elf64_Dyn& d : dynamic) {
+    if (d.d_tag == DT_STRTAB) d.d_un.d_ptr = base_vaddr + dynstr_rel;
+    if (d.d_tag == DT_STRSZ) d.d_un.d_val = dynstr_size;
+  }
+  for (Elf64_Phdr& ph : phdrs) {
+    if (ph.p_type == PT_DYNAMIC) {
+      ph.p_offset = base_offset + dynamic_rel;
+      ph.p_vaddr = ph.p_paddr = base_vaddr + dynamic_rel;
+      ph.p_filesz = ph.p_memsz = dynamic_bytes;
+    } else if (ph.p_type == PT_PHDR) {
+      ph.p_offset = base_offset;
+      ph.p_vaddr = ph.p_paddr = base_vaddr;
+      ph.p_filesz = ph.p_memsz = phdr_bytes;
+    }
+  }
+  // PT_LOAD entries must stay sorted by address: the new one goes after the last.
+  size_t insert_at = phdrs.size();
+  for (size_t i = 0; i < phdrs.size(); ++i) {
+    if (phdrs[i].p_type == PT_LOAD) insert_at = i + 1;
+  }
+  Elf64_Phdr load{};
+  load.p_type = PT_LOAD;
+  load.p_flags = PF_R | PF_W;
+  load.p_offset = base_offset;
+  load.p_vaddr = load.p_paddr = base_vaddr;
+  load.p_filesz = load.p_memsz = segment_bytes;
+  load.p_align = kPageSize;
+  phdrs.insert(phdrs.begin() + insert_at, load);
+
+  image.resize(base_offset + segment_bytes, '\0');
+  std::memcpy(image.data() + base_offset, phdrs.data(), phdr_bytes);
+  std::memcpy(image.data() + base_offset + dynamic_rel, dynamic.data(), dynamic_bytes);
+  std::memcpy(image.data() + base_offset + dynstr_rel, old_dynstr.data(), old_dynstr.size());
+  out.new_strings_offset = base_offset + dynstr_rel + old_dynstr.size();
+  out.new_strings_size = strings.appended().size();
+  std::memcpy(image.data() + out.new_strings_offset, strings.appended().data(),
+              strings.appended().size());
+  for (const auto& [offset, vn_file] : verneed_files) writeAt(image, offset, vn_file);
+
+  Elf64_Ehdr header = before.header();
+  header.e_phoff = base_offset;
+  header.e_phnum = static_cast<Elf64_Half>(phdrs.size());
+  writeAt(image, 0, header);
+  // Keep the section view consistent for readelf and for ElfFile.
+  auto repoint = [&](int index, uint64_t rel, uint64_t size) {
+    if (index < 0) return;
+    Elf64_Shdr sh = before.sectionHeaders()[index];
+    sh.sh_offset = base_offset + rel;
+    sh.sh_addr = base_vaddr + rel;
+    sh.sh_size = size;
+    writeAt(image, header.e_shoff + index * sizeof(Elf64_Shdr), sh);
+  };
+  repoint(before.dynamicSectionIndex(), dynamic_rel, dynamic_bytes);
+  repoint(before.dynstrSectionIndex(), dynstr_rel, dynstr_size);
+}
+
+}  // namespace
+
+absl::StatusOr<EditedImage> editElf(std::string image, absl::string_view file_name,
+                                    const ElfEdits& edits) {
+  PYFLEET_ASSIGN_OR_RETURN(ElfFile before, ElfFile::parse(image, std::string(file_name)));
+  PYFLEET_RETURN_IF_ERROR(checkEdits(before, edits));
+  // `before` views `image`, which may be reallocated below; keep what is read afterwards.
+  const std::string old_dynstr(before.dynstr());
+
+  EditedImage out;
+  if (edits.demote_unique) out.demoted = demoteUnique(before, image);
+  const bool needs_relayout = !edits.add_needed.empty() || !edits.replace_needed.empty() ||
+                              edits.soname.has_value() || edits.runpath.has_value();
+  if (needs_relayout) {
+    if (before.header().e_phnum >= PN_XNUM - 1) {
+      return absl::UnimplementedError(absl::StrCat(
+          file_name, ": no room for one more program header (e_phnum=", before.header().e_phnum,
+          ")"));
+    }
+    relayout(before, old_dynstr, edits, image, out);
+  }
+
+  PYFLEET_ASSIGN_OR_RETURN(ElfFile after, ElfFile::parse(image, std::string(file_name)));
+  PYFLEET_RETURN_IF_ERROR(verify(before, old_dynstr, edits, after));
+  out.image = std::move(image);
+  return out;
+}
+
+absl::Status overwriteBytes(std::string& image, absl::Span<const uint64_t> offsets,
+                            absl::string_view value) {
+  for (uint64_t offset : offsets) {
+    if (offset > image.size() || value.size() > image.size() - offset) {
+      return absl::OutOfRangeError(absl::StrFormat(
+          "overwrite of %d bytes at offset %d passes the end of a %d-byte image", value.size(),
+          offset, image.size()));
+    }
+  }
+  for (uint64_t offset : offsets) std::memcpy(image.data() + offset, value.data(), value.size());
+  return absl::OkStatus();
+}
+
+}  // namespace pyfleet::internal

@@ -1,0 +1,105 @@
+// File: elf_edit.h
+//
+// editElf() applies a set of dynamic-section edits to an in-memory image of an ELF64
+// x86-64 shared object in ONE relayout, and checks the result by parsing it back with
+// ElfFile. This is how loader/ makes per-interpreter copies of native libraries without
+// any external tool (see ARCHITECTURE.md "How isolation works").
+//
+//   ElfEdits edits;
+//   edits.add_needed = {"/tmp/pyfleet-ab12cd/i00000001-interpreter.so"};
+//   edits.soname = "i00000001-d0001-libtorch_python.so.1.13";
+//   edits.demote_unique = true;
+//   absl::StatusOr<EditedImage> out = editElf(std::move(bytes), "libtorch_python.so.1.13", edits);
+//   if (!out.ok()) return out.status();
+//   writeFile(out->image);
+//
+// Note [ELF relayout for new dynamic strings]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A linked library has no room to grow .dynstr or .dynamic in place. Like patchelf, we
+// append, at the end of the file, one new page-aligned PT_LOAD segment (flags R|W, p_vaddr
+// above every existing segment including .bss, p_offset == p_vaddr mod page) holding:
+//   [the program header table, one entry longer][the new .dynamic][the new .dynstr]
+// The new .dynstr starts with a byte copy of the old one, so every existing string offset
+// (.dynsym st_name, .gnu.version_r, the untouched dynamic entries) stays valid; new
+// strings follow it. Then e_phoff/e_phnum, PT_DYNAMIC, PT_PHDR (if present),
+// DT_STRTAB/DT_STRSZ and the .dynamic/.dynstr section headers are re-pointed at the copies.
+// The old .dynamic/.dynstr bytes stay where they were, unused. The new segment is writable
+// because glibc relocates d_ptr entries of .dynamic in place while loading.
+//
+// Note [STB_GNU_UNIQUE demotion]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// glibc makes every STB_GNU_UNIQUE symbol process-wide: the first definition loaded wins
+// for every later object that defines or references the same name, even across
+// RTLD_LOCAL copies. g++ emits UNIQUE for static locals of inline functions and static
+// data members of templates (libtorch_python.so.1.13 has 58), so two private copies of such a
+// library would share that state; for torch the second interpreter aborts with
+// "pytorch: _C shared library re-initialized". Each private copy therefore gets every
+// UNIQUE symbol in .dynsym rewritten to STB_GLOBAL (one st_info byte each, in place). As
+// GLOBAL, a copy binds to its own definition unless an object in the global scope defines
+// the same name first. Libraries that stay process-global keep their UNIQUE symbols.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+
+namespace pyfleet::internal {
+
+// What to change. Strings must not contain NUL.
+struct ElfEdits {
+  // New DT_NEEDED entries, inserted in this order before the existing ones (so that the
+  // loader searches them first).
+  std::vector<std::string> add_needed;
+  // {old value, new value}: every DT_NEEDED equal to `old value` gets `new value`, and so
+  // does every DT_VERNEED vn_file equal to it (glibc finds the library a version is
+  // required from by that name among the loaded dependencies, and asserts it is there).
+  // Each old value must be a DT_NEEDED (NotFound otherwise).
+  std::vector<std::pair<std::string, std::string>> replace_needed;
+  // New DT_SONAME value; the entry is added if the library has none.
+  std::optional<std::string> soname;
+  // New search path: replaces the value of DT_RUNPATH and of DT_RPATH where present;
+  // adds a DT_RUNPATH if the library has neither.
+  std::optional<std::string> runpath;
+  // Rewrite every STB_GNU_UNIQUE symbol of .dynsym to STB_GLOBAL. See Note
+  // [STB_GNU_UNIQUE demotion]. FailedPrecondition if the library has no .dynsym section.
+  bool demote_unique = false;
+};
+
+// The result of editElf().
+struct EditedImage {
+  std::string image;
+  // File range holding every string the edit added, each NUL-terminated (empty when
+  // nothing was added). Template placeholders are looked for only here.
+  uint64_t new_strings_offset = 0;
+  uint64_t new_strings_size = 0;
+  // Number of symbols demoted from STB_GNU_UNIQUE.
+  int demoted = 0;
+};
+
+// editElf()
+//
+// Applies `edits` to `image` (the bytes of the library named `file_name`, used in
+// messages). Edits that add no string (only `demote_unique`) are done in place without
+// relayout; otherwise see Note [ELF relayout for new dynamic strings]. The result is
+// parsed back and checked (needed list, soname, search path, unique count); any
+// mismatch is an Internal error. Parse errors of the input are returned as ElfFile::parse
+// gives them.
+absl::StatusOr<EditedImage> editElf(std::string image, absl::string_view file_name,
+                                    const ElfEdits& edits);
+
+// overwriteBytes()
+//
+// Writes `value` at each of `offsets` in `image` (same length, no relayout): how a
+// template becomes one instance. See Note [Template placeholders] in library_template.h.
+// OutOfRange if a write would pass the end of `image`; nothing is written then.
+absl::Status overwriteBytes(std::string& image, absl::Span<const uint64_t> offsets,
+                            absl::string_view value);
+
+}  // namespace pyfleet::internal

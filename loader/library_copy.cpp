@@ -1,0 +1,181 @@
+// Private workspace and on-disk library copies; see library_copy.h.
+#include "loader/library_copy.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "loader/status_macros.h"
+
+namespace pyfleet::internal {
+namespace {
+
+absl::Status errnoError(int error_number, absl::string_view what) {
+  return absl::ErrnoToStatus(error_number, what);
+}
+
+// Copies `size` bytes from `in` to `out`, in the kernel when it can.
+absl::Status copyAll(int in, int out, uint64_t size, const std::string& path) {
+  uint64_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, size - done, 0);
+    if (n > 0) {
+      done += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) {
+      break;  // fall back to read/write below
+    }
+    return errnoError(errno, absl::StrCat("copying into ", path));
+  }
+  char buffer[1 << 16];
+  while (done < size) {
+    const ssize_t n = ::read(in, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errnoError(errno, absl::StrCat("reading the source of ", path));
+    if (n == 0) return absl::DataLossError(absl::StrCat("source of ", path, " shrank"));
+    PYFLEET_RETURN_IF_ERROR(writeFileAt(out, absl::string_view(buffer, n), done, path));
+    done += static_cast<uint64_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+int removeEntry(const char* path, const struct stat*, int, struct FTW*) {
+  ::remove(path);
+  return 0;  // keep going: remove as much as possible
+}
+
+}  // namespace
+
+absl::Status writeFileAt(int fd, absl::string_view data, uint64_t offset,
+                         const std::string& path) {
+  while (!data.empty()) {
+    const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errnoError(errno, absl::StrCat("writing ", path));
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<LibraryWorkspace>> LibraryWorkspace::create(std::string temp_root) {
+  if (temp_root.empty()) {
+    const char* tmpdir = ::getenv("TMPDIR");
+    temp_root = (tmpdir != nullptr && tmpdir[0] != '\0') ? tmpdir : "/tmp";
+  }
+  const std::string requested = absl::StrCat(temp_root, "/pyfleet-XXXXXX");
+  std::string pattern = requested;  // mkdtemp overwrites the Xs, even when it fails
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    return errnoError(errno, absl::StrCat("creating a private directory ", requested));
+  }
+  std::unique_ptr<LibraryWorkspace> ws(new LibraryWorkspace(pattern));  // owns it from here
+  char* canonical = ::realpath(pattern.c_str(), nullptr);
+  if (canonical == nullptr) return errnoError(errno, absl::StrCat("resolving ", pattern));
+  ws->path_ = canonical;
+  ::free(canonical);
+  // See Note [Workspace exists only during loads]: the name is reserved, the directory
+  // comes back for each load.
+  ::rmdir(ws->path_.c_str());
+  return ws;
+}
+
+LibraryWorkspace::~LibraryWorkspace() {
+  ::nftw(path_.c_str(), removeEntry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+std::string LibraryWorkspace::pathOf(absl::string_view name) const {
+  return absl::StrCat(path_, "/", name);
+}
+
+absl::StatusOr<int> LibraryWorkspace::createFile(absl::string_view name, std::string& path) const {
+  if (name.empty() || name.find('/') != absl::string_view::npos || name == "." || name == "..") {
+    return absl::InvalidArgumentError(absl::StrCat("bad library copy file name \"", name, "\""));
+  }
+  path = pathOf(name);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+  if (fd < 0) return errnoError(errno, absl::StrCat("creating ", path));
+  return fd;
+}
+
+absl::StatusOr<void*> LibraryWorkspace::openAndUnlink(const std::string& path) const {
+  // See Note [DT_NEEDED matches loaded objects by name]: once loaded, the file is not
+  // needed any more.
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  const char* error = handle == nullptr ? ::dlerror() : nullptr;
+  absl::Status status = handle == nullptr
+                            ? absl::FailedPreconditionError(absl::StrCat(
+                                  "dlopen of ", path, " failed: ", error ? error : "(no dlerror)"))
+                            : absl::OkStatus();
+  ::unlink(path.c_str());
+  if (!status.ok()) return status;
+  return handle;
+}
+
+absl::Status LibraryWorkspace::beginLoad() const {
+  absl::MutexLock lock(&mu_);
+  if (loads_in_progress_ == 0 && ::mkdir(path_.c_str(), 0700) != 0) {
+    if (errno != EEXIST) return errnoError(errno, absl::StrCat("creating ", path_));
+    struct stat st;
+    if (::lstat(path_.c_str(), &st) != 0) return errnoError(errno, absl::StrCat("stat of ", path_));
+    if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 0777) != 0700) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path_, " exists but is not this process's private workspace directory"));
+    }
+  }
+  ++loads_in_progress_;
+  return absl::OkStatus();
+}
+
+void LibraryWorkspace::endLoad() const {
+  absl::MutexLock lock(&mu_);
+  if (--loads_in_progress_ == 0) ::rmdir(path_.c_str());  // fails harmlessly if not empty
+}
+
+absl::StatusOr<void*> LibraryWorkspace::loadWith(absl::string_view name, FileWriter write) const {
+  PYFLEET_RETURN_IF_ERROR(beginLoad());
+  absl::Cleanup end_load = [this] { endLoad(); };
+  std::string path;
+  PYFLEET_ASSIGN_OR_RETURN(int fd, createFile(name, path));
+  absl::Status written = write(fd, path);
+  if (::close(fd) != 0 && written.ok()) written = errnoError(errno, absl::StrCat("closing ", path));
+  if (!written.ok()) {
+    ::unlink(path.c_str());
+    return written;
+  }
+  return openAndUnlink(path);
+}
+
+absl::StatusOr<void*> LibraryWorkspace::loadImage(absl::string_view name,
+                                                  absl::string_view image) const {
+  return loadWith(name, [image](int fd, const std::string& path) {
+    return writeFileAt(fd, image, 0, path);
+  });
+}
+
+absl::StatusOr<void*> LibraryWorkspace::loadFileCopy(absl::string_view name,
+                                                     const std::string& source_path) const {
+  const int in = ::open(source_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return errnoError(errno, absl::StrCat("opening ", source_path));
+  absl::Cleanup close_in = [in] { ::close(in); };
+  struct stat st;
+  if (::fstat(in, &st) != 0) return errnoError(errno, absl::StrCat("stat of ", source_path));
+  return loadWith(name, [in, &st](int out, const std::string& path) {
+    return copyAll(in, out, static_cast<uint64_t>(st.st_size), path);
+  });
+}
+
+}  // namespace pyfleet::internal

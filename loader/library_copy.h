@@ -1,0 +1,119 @@
+// File: library_copy.h
+//
+// LibraryWorkspace owns a private directory (mkdtemp) in which per-interpreter library
+// copies are briefly written to be dlopen'ed. Each load writes one file, dlopens it
+// RTLD_NOW|RTLD_LOCAL and unlinks it at once, and the directory itself exists only while
+// a load is in progress (see Note [Workspace exists only during loads]); the destructor
+// removes whatever is left.
+//
+//   PYFLEET_ASSIGN_OR_RETURN(std::unique_ptr<LibraryWorkspace> ws, LibraryWorkspace::create());
+//   PYFLEET_ASSIGN_OR_RETURN(void* handle, ws->loadImage("i00000003-e000001-_json.so", image));
+//   // ws->pathOf("i00000003-e000001-_json.so") is the name the copy is known by; the file
+//   // itself is already gone.
+//
+// Handles are never dlclose'd: interpreters are a fixed pool for the life of the process
+// (ARCHITECTURE.md point 11), and a copy's code must stay mapped as long as anything may
+// call into it.
+//
+// Note [DT_NEEDED matches loaded objects by name]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// glibc's _dl_map_object (elf/dl-load.c), given a name from dlopen() or from a DT_NEEDED
+// entry, first walks the objects already loaded in the namespace and returns the one
+// whose l_name (the string it was dlopen'ed by) or DT_SONAME equals that name, before it
+// touches the file system. So once a copy has been dlopen'ed by its full path, another
+// copy whose DT_NEEDED is that exact path binds to it, and dlopen(path) returns its
+// handle, even though the file has been unlinked. That is why a copy's file can be removed
+// right after its dlopen, and why a copy must be loaded before anything that needs it
+// (loader/library_loader.cpp does so). Tested in library_copy_test.cpp
+// (LibraryCopyTest.NeededNameMatchesUnlinkedLoadedCopy).
+//
+// Note [Workspace exists only during loads]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A serving process usually keeps its interpreters (and so this workspace) until exit,
+// and may never run our destructor. Because copies are known by name once loaded (Note
+// above), the directory is needed only while a file is written and dlopen'ed: create()
+// reserves a unique name with mkdtemp and removes the directory at once; each load
+// re-creates it (mode 0700) and the last concurrent load removes it again. A directory
+// found in its place that is not ours (other owner, not a directory, wrong mode) makes
+// the load fail instead of writing into it. Nothing is left on disk after a normal exit,
+// even with interpreters alive.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+
+namespace pyfleet::internal {
+
+class LibraryWorkspace {
+ public:
+  // LibraryWorkspace::create()
+  //
+  // Makes a private directory "pyfleet-XXXXXX" (mode 0700) under `temp_root`; "" means
+  // $TMPDIR, or /tmp when that is unset or empty. The path is made absolute and canonical
+  // (it is embedded in DT_NEEDED names that must match exactly). Errors: the errno of
+  // mkdtemp/realpath as an absl status naming the directory.
+  static absl::StatusOr<std::unique_ptr<LibraryWorkspace>> create(std::string temp_root = "");
+
+  // Removes the directory and everything in it. Never throws; failures are ignored.
+  ~LibraryWorkspace();
+  LibraryWorkspace(const LibraryWorkspace&) = delete;
+  LibraryWorkspace& operator=(const LibraryWorkspace&) = delete;
+
+  // Absolute path of the directory.
+  const std::string& path() const { return path_; }
+  // path() + "/" + name.
+  std::string pathOf(absl::string_view name) const;
+
+  // LibraryWorkspace::loadImage()
+  //
+  // Writes `image` to pathOf(name), dlopens it RTLD_NOW|RTLD_LOCAL and unlinks the file
+  // (also when dlopen fails). `name` must be a plain file name (no '/') not in use.
+  // Returns the dlopen handle, owned by the process (never closed). Errors:
+  // InvalidArgument for a bad name, AlreadyExists if the file exists, the errno of a failed
+  // write, FailedPrecondition with dlerror()'s text if dlopen fails. Thread-safe.
+  absl::StatusOr<void*> loadImage(absl::string_view name, absl::string_view image) const;
+
+  // LibraryWorkspace::loadFileCopy()
+  //
+  // Like loadImage() with the bytes of the file `source_path`, copied in the kernel
+  // (copy_file_range) instead of through memory: a plain copy with its own inode, which
+  // glibc loads again instead of returning the original (it dedups by device and inode).
+  // NotFound if `source_path` does not exist.
+  absl::StatusOr<void*> loadFileCopy(absl::string_view name, const std::string& source_path) const;
+
+  // LibraryWorkspace::loadWith()
+  //
+  // The general form: creates pathOf(name) (mode 0700, exclusively), lets `write` fill
+  // the open file descriptor (it must not close it), then dlopens and unlinks as
+  // loadImage() does. An error from `write` is returned after removing the file.
+  using FileWriter = absl::FunctionRef<absl::Status(int fd, const std::string& path)>;
+  absl::StatusOr<void*> loadWith(absl::string_view name, FileWriter write) const;
+
+ private:
+  explicit LibraryWorkspace(std::string path) : path_(std::move(path)) {}
+  // Creates pathOf(name) exclusively; returns the fd and the path.
+  absl::StatusOr<int> createFile(absl::string_view name, std::string& path) const;
+  // dlopens `path`, then unlinks it.
+  absl::StatusOr<void*> openAndUnlink(const std::string& path) const;
+
+  // Makes the directory exist for one more load in progress / ends that load.
+  absl::Status beginLoad() const;
+  void endLoad() const;
+  std::string path_;
+  mutable absl::Mutex mu_;
+  mutable int loads_in_progress_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// writeFileAt()
+//
+// pwrite()s all of `data` to `fd` at `offset`, retrying short writes and EINTR. Errors:
+// the errno as an absl status naming `path`.
+absl::Status writeFileAt(int fd, absl::string_view data, uint64_t offset, const std::string& path);
+
+}  // namespace pyfleet::internal

@@ -1,0 +1,385 @@
+// Per-interpreter copies of the interpreter library, extensions and their Python-dependent
+// libraries; see library_loader.h.
+#include "loader/library_loader.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "loader/elf_file.h"
+#include "loader/status_macros.h"
+
+namespace pyfleet::internal {
+
+// A Python-dependent library some template needs: the DT_NEEDED it replaced, its
+// canonical path and its info.
+struct LibraryLoader::DependencyRef {
+  std::string path;
+  LibraryInfo info;
+};
+
+// A patched library and the Python-dependent libraries its copies need loaded first.
+struct LibraryLoader::BuiltTemplate {
+  LibraryTemplate tmpl;
+  std::vector<DependencyRef> dependencies;
+};
+
+// One template, built once by whichever thread asks first. Once `built` is set it is
+// never changed or freed before the loader, so a pointer to it can be used unlocked.
+struct LibraryLoader::TemplateSlot {
+  absl::Mutex mu;
+  std::unique_ptr<const BuiltTemplate> built ABSL_GUARDED_BY(mu);
+};
+
+// One interpreter's copies.
+struct LibraryLoader::InterpreterSlot {
+  absl::Mutex mu;
+  void* handle ABSL_GUARDED_BY(mu) = nullptr;  // its interpreter library copy
+  // Dependency ordinal -> handle of this interpreter's copy.
+  absl::flat_hash_map<int, void*> dependencies ABSL_GUARDED_BY(mu);
+};
+
+namespace {
+
+constexpr const char* kDefaultLibraryDirs[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+                                               "/lib", "/usr/lib"};
+// Keeps copy file names below NAME_MAX (255) whatever the original's name.
+constexpr size_t kMaxBaseNameInCopyName = 200;
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+absl::StatusOr<std::string> canonicalPath(const std::string& path) {
+  char* resolved = ::realpath(path.c_str(), nullptr);
+  if (resolved == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat("resolving ", path));
+  std::string out = resolved;
+  ::free(resolved);
+  return out;
+}
+
+std::string dirName(absl::string_view path) {
+  const size_t slash = path.rfind('/');
+  if (slash == absl::string_view::npos) return ".";
+  return slash == 0 ? std::string("/") : std::string(path.substr(0, slash));
+}
+
+std::string baseName(absl::string_view path) {
+  const size_t slash = path.rfind('/');
+  absl::string_view base = slash == absl::string_view::npos ? path : path.substr(slash + 1);
+  return std::string(base.substr(0, kMaxBaseNameInCopyName));
+}
+
+std::string expandOrigin(absl::string_view value, const std::string& origin) {
+  return absl::StrReplaceAll(value, {{"${ORIGIN}", origin}, {"$ORIGIN", origin}});
+}
+
+bool hasOrigin(absl::string_view value) {
+  return absl::StrContains(value, "$ORIGIN") || absl::StrContains(value, "${ORIGIN}");
+}
+
+// A read-only private mapping of a whole file. Libraries like libtorch_cpu are large and
+// only their headers and .dynsym are read.
+class MappedFile {
+ public:
+  static absl::StatusOr<MappedFile> open(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening ", path));
+    absl::Cleanup closer = [fd] { ::close(fd); };
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return absl::ErrnoToStatus(errno, absl::StrCat("stat of ", path));
+    if (st.st_size == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": empty file"));
+    void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) return absl::ErrnoToStatus(errno, absl::StrCat("mapping ", path));
+    return MappedFile(static_cast<const char*>(map), static_cast<size_t>(st.st_size));
+  }
+  MappedFile(MappedFile&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), size_(other.size_) {}
+  MappedFile& operator=(MappedFile&&) = delete;
+  ~MappedFile() {
+    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
+  }
+  absl::string_view bytes() const { return absl::string_view(data_, size_); }
+
+ private:
+  MappedFile(const char* data, size_t size) : data_(data), size_(size) {}
+  const char* data_;
+  size_t size_;
+};
+
+// Spare capacity for what editElf appends (page alignment, program headers, .dynamic and
+// new strings) beyond a copy of .dynstr, so that it never reallocates a large image.
+constexpr size_t kRelayoutSlack = 64 * 1024;
+
+std::vector<std::string> searchDirs(const ElfFile& elf, const std::string& origin) {
+  std::vector<std::string> dirs;
+  auto add = [&](const std::optional<std::string>& list) {
+    if (!list) return;
+    for (absl::string_view dir : absl::StrSplit(*list, ':', absl::SkipEmpty())) {
+      dirs.push_back(expandOrigin(dir, origin));
+    }
+  };
+  if (!elf.runpath()) add(elf.rpath());
+  add(elf.runpath());
+  for (const char* dir : kDefaultLibraryDirs) dirs.emplace_back(dir);
+  return dirs;
+}
+
+}  // namespace
+
+LibraryLoader::LibraryLoader(std::unique_ptr<LibraryWorkspace> workspace)
+    : workspace_(std::move(workspace)) {}
+
+LibraryLoader::~LibraryLoader() = default;
+
+absl::StatusOr<std::unique_ptr<LibraryLoader>> LibraryLoader::Create(std::string temp_root) {
+  PYFLEET_ASSIGN_OR_RETURN(std::unique_ptr<LibraryWorkspace> workspace,
+                           LibraryWorkspace::create(std::move(temp_root)));
+  if (absl::StrContains(workspace->path(), LibraryTemplate::kIdPlaceholder)) {
+    return absl::InvalidArgumentError(absl::StrCat("workspace path ", workspace->path(),
+                                                   " contains the template placeholder ",
+                                                   LibraryTemplate::kIdPlaceholder));
+  }
+  return std::unique_ptr<LibraryLoader>(new LibraryLoader(std::move(workspace)));
+}
+
+std::string LibraryLoader::interpreterLibraryPath(int index) const {
+  absl::StatusOr<std::string> id = LibraryTemplate::formatId(index);
+  if (!id.ok()) return "";
+  return workspace_->pathOf(absl::StrCat("i", *id, "-interpreter.so"));
+}
+
+LibraryLoader::Stats LibraryLoader::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+void LibraryLoader::addCopyTime(double seconds) {
+  absl::MutexLock lock(&mu_);
+  ++stats_.copies_loaded;
+  stats_.copy_seconds += seconds;
+}
+
+absl::StatusOr<void*> LibraryLoader::loadInterpreterLibrary(const std::string& path, int index) {
+  PYFLEET_ASSIGN_OR_RETURN(std::string id, LibraryTemplate::formatId(index));
+  auto slot = std::make_shared<InterpreterSlot>();
+  absl::MutexLock slot_lock(&slot->mu);  // lock order: slot -> mu_
+  {
+    absl::MutexLock lock(&mu_);
+    if (!interpreters_.try_emplace(index, slot).second) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("interpreter ", index, " already has an interpreter library copy"));
+    }
+  }
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<void*> handle =
+      workspace_->loadFileCopy(absl::StrCat("i", id, "-interpreter.so"), path);
+  if (!handle.ok()) {
+    absl::MutexLock lock(&mu_);
+    interpreters_.erase(index);
+    return handle.status();
+  }
+  slot->handle = *handle;
+  addCopyTime(secondsSince(start));
+  return *handle;
+}
+
+absl::StatusOr<std::shared_ptr<LibraryLoader::InterpreterSlot>> LibraryLoader::interpreterSlot(
+    int index) const {
+  absl::MutexLock lock(&mu_);
+  auto it = interpreters_.find(index);
+  if (it == interpreters_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "interpreter ", index, " has no interpreter library copy; call loadInterpreterLibrary"));
+  }
+  return it->second;
+}
+
+absl::StatusOr<std::optional<LibraryLoader::LibraryInfo>> LibraryLoader::libraryInfo(
+    const std::string& path) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = libraries_.find(path);
+    if (it != libraries_.end()) return it->second;
+  }
+  // Parse without holding mu_; a racing thread may parse too, the first insert wins.
+  absl::StatusOr<bool> python = [&]() -> absl::StatusOr<bool> {
+    PYFLEET_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open(path));
+    PYFLEET_ASSIGN_OR_RETURN(ElfFile elf, ElfFile::parse(file.bytes(), path));
+    return elf.hasUndefinedPythonSymbols();
+  }();
+  if (!python.ok() && python.status().code() != absl::StatusCode::kInvalidArgument &&
+      python.status().code() != absl::StatusCode::kUnimplemented) {
+    return python.status();  // an I/O error, not a file of the wrong kind
+  }
+  std::optional<LibraryInfo> info;
+  if (python.ok()) info.emplace().python_dependent = *python;
+  absl::MutexLock lock(&mu_);
+  auto [it, inserted] = libraries_.try_emplace(path, info);
+  if (inserted && it->second && it->second->python_dependent) {
+    it->second->ordinal = next_dependency_ordinal_++;
+    it->second->copy_name = absl::StrFormat("i%s-d%04d-%s", LibraryTemplate::kIdPlaceholder,
+                                            it->second->ordinal, baseName(path));
+  }
+  return it->second;
+}
+
+absl::StatusOr<std::optional<std::pair<std::string, LibraryLoader::LibraryInfo>>>
+LibraryLoader::resolveNeeded(const std::string& name, const std::vector<std::string>& search_dirs) {
+  std::vector<std::string> candidates;
+  if (absl::StrContains(name, "/")) {
+    candidates.push_back(name);
+  } else {
+    for (const std::string& dir : search_dirs) candidates.push_back(absl::StrCat(dir, "/", name));
+  }
+  for (const std::string& candidate : candidates) {
+    if (::access(candidate.c_str(), F_OK) != 0) continue;
+    absl::StatusOr<std::string> canonical = canonicalPath(candidate);
+    if (!canonical.ok()) continue;
+    PYFLEET_ASSIGN_OR_RETURN(std::optional<LibraryInfo> info, libraryInfo(*canonical));
+    if (info) return std::make_pair(*std::move(canonical), *std::move(info));
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
+    const std::string& path, const LibraryInfo* dependency) {
+  PYFLEET_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open(path));
+  PYFLEET_ASSIGN_OR_RETURN(ElfFile elf, ElfFile::parse(file.bytes(), path));
+  const std::string origin = dirName(path);
+  const std::vector<std::string> dirs = searchDirs(elf, origin);
+
+  ElfEdits edits;
+  edits.add_needed.push_back(workspace_->pathOf(
+      absl::StrCat("i", LibraryTemplate::kIdPlaceholder, "-interpreter.so")));
+  std::vector<DependencyRef> dependencies;
+  for (const std::string& name : elf.needed()) {
+    const std::string expanded = expandOrigin(name, origin);
+    PYFLEET_ASSIGN_OR_RETURN(auto resolved, resolveNeeded(expanded, dirs));
+    if (resolved && resolved->second.python_dependent) {
+      const LibraryInfo& info = resolved->second;
+      edits.replace_needed.emplace_back(name, workspace_->pathOf(info.copy_name));
+      const bool seen = std::any_of(dependencies.begin(), dependencies.end(),
+                                    [&](const DependencyRef& d) { return d.path == resolved->first; });
+      if (!seen) dependencies.push_back(DependencyRef{resolved->first, info});
+    } else if (expanded != name) {
+      // The copy lives in the workspace, where $ORIGIN would point: use the real place.
+      edits.replace_needed.emplace_back(name, resolved ? resolved->first : expanded);
+    }
+  }
+  const std::optional<std::string>& search = elf.runpath() ? elf.runpath() : elf.rpath();
+  if (search && hasOrigin(*search)) edits.runpath = expandOrigin(*search, origin);
+  if (dependency != nullptr) edits.soname = workspace_->pathOf(dependency->copy_name);
+  edits.demote_unique = elf.uniqueSymbolCount() > 0;  // Note [STB_GNU_UNIQUE demotion]
+
+  std::string bytes;
+  bytes.reserve(file.bytes().size() + elf.dynstr().size() + kRelayoutSlack);
+  bytes.append(file.bytes().data(), file.bytes().size());
+  PYFLEET_ASSIGN_OR_RETURN(LibraryTemplate tmpl,
+                           LibraryTemplate::create(std::move(bytes), path, edits));
+  return BuiltTemplate{std::move(tmpl), std::move(dependencies)};
+}
+
+absl::StatusOr<const LibraryLoader::BuiltTemplate*> LibraryLoader::templateFor(
+    const std::string& path, const LibraryInfo* dependency) {
+  std::shared_ptr<TemplateSlot> slot;
+  {
+    absl::MutexLock lock(&mu_);
+    std::shared_ptr<TemplateSlot>& entry =
+        templates_[absl::StrCat(dependency != nullptr ? "dep:" : "ext:", path)];
+    if (entry == nullptr) entry = std::make_shared<TemplateSlot>();
+    slot = entry;
+  }
+  absl::MutexLock slot_lock(&slot->mu);  // the builder holds this; others wait here
+  if (slot->built == nullptr) {
+    const auto start = std::chrono::steady_clock::now();
+    PYFLEET_ASSIGN_OR_RETURN(BuiltTemplate built, buildTemplate(path, dependency));
+    slot->built = std::make_unique<const BuiltTemplate>(std::move(built));
+    const double seconds = secondsSince(start);
+    absl::MutexLock lock(&mu_);
+    ++stats_.templates_built;
+    stats_.template_seconds += seconds;
+  }
+  return slot->built.get();
+}
+
+absl::StatusOr<void*> LibraryLoader::loadCopy(const LibraryTemplate& source, int index,
+                                              const std::string& name_template) {
+  const auto start = std::chrono::steady_clock::now();
+  PYFLEET_ASSIGN_OR_RETURN(std::string name, LibraryTemplate::withId(name_template, index));
+  // Straight from the template into the file: no per-copy image in memory.
+  PYFLEET_ASSIGN_OR_RETURN(void* handle, workspace_->loadWith(name, [&](int fd,
+                                                                        const std::string& path) {
+    return source.writeInstance(index, [&](absl::string_view bytes, uint64_t offset) {
+      return writeFileAt(fd, bytes, offset, path);
+    });
+  }));
+  addCopyTime(secondsSince(start));
+  return handle;
+}
+
+absl::Status LibraryLoader::ensureDependency(InterpreterSlot& slot, int index,
+                                             const DependencyRef& dependency,
+                                             std::vector<int>& visiting) {
+  // Requires slot.mu (the caller holds it).
+  const int ordinal = dependency.info.ordinal;
+  if (slot.dependencies.contains(ordinal)) return absl::OkStatus();
+  if (std::find(visiting.begin(), visiting.end(), ordinal) != visiting.end()) {
+    return absl::UnimplementedError(absl::StrCat(
+        dependency.path, ": cycle of Python-dependent libraries is not supported"));
+  }
+  PYFLEET_ASSIGN_OR_RETURN(const BuiltTemplate* built,
+                           templateFor(dependency.path, &dependency.info));
+  visiting.push_back(ordinal);
+  for (const DependencyRef& inner : built->dependencies) {
+    PYFLEET_RETURN_IF_ERROR(ensureDependency(slot, index, inner, visiting));
+  }
+  visiting.pop_back();
+  // Its DT_NEEDED on the interpreter copy and on the copies above match them by name.
+  PYFLEET_ASSIGN_OR_RETURN(void* handle, loadCopy(built->tmpl, index, dependency.info.copy_name));
+  slot.dependencies[ordinal] = handle;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<void*> LibraryLoader::loadExtension(const std::string& path, int index) {
+  PYFLEET_ASSIGN_OR_RETURN(std::string id, LibraryTemplate::formatId(index));
+  PYFLEET_ASSIGN_OR_RETURN(std::shared_ptr<InterpreterSlot> slot, interpreterSlot(index));
+  PYFLEET_ASSIGN_OR_RETURN(std::string canonical, canonicalPath(path));
+  const BuiltTemplate* built = nullptr;
+  {
+    absl::MutexLock slot_lock(&slot->mu);
+    if (slot->handle == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("interpreter ", index, "'s interpreter library copy is not loaded"));
+    }
+    PYFLEET_ASSIGN_OR_RETURN(built, templateFor(canonical, nullptr));
+    std::vector<int> visiting;
+    for (const DependencyRef& dependency : built->dependencies) {
+      PYFLEET_RETURN_IF_ERROR(ensureDependency(*slot, index, dependency, visiting));
+    }
+  }
+  int serial = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    serial = next_extension_serial_++;
+  }
+  // No loader lock is held while the extension's constructors run.
+  return loadCopy(built->tmpl, index,
+                  absl::StrFormat("i%s-e%06d-%s", id, serial, baseName(canonical)));
+}
+
+}  // namespace pyfleet::internal

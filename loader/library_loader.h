@@ -1,0 +1,172 @@
+// File: library_loader.h
+//
+// LibraryLoader gives every interpreter its own private copies of the native libraries
+// that must bind to that interpreter's CPython (ARCHITECTURE.md "How isolation works",
+// points 2-5 and 7). The host runtime makes one per InterpreterManager:
+//
+//   PYFLEET_ASSIGN_OR_RETURN(std::unique_ptr<LibraryLoader> loader, LibraryLoader::Create());
+//   PYFLEET_ASSIGN_OR_RETURN(void* interp, loader->loadInterpreterLibrary(kInterpreterSo, 0));
+//   // ... later, from interpreter 0's _PyImport_FindSharedFuncptr, with its GIL held:
+//   PYFLEET_ASSIGN_OR_RETURN(void* ext, loader->loadExtension(
+//       "/usr/lib/python3/dist-packages/torch/_C.cpython-311-x86_64-linux-gnu.so", 0));
+//   void* init = dlsym(ext, "PyInit__C");
+//
+// What gets copied, per interpreter:
+//  - the interpreter library: a plain copy (own inode), "i<ID>-interpreter.so";
+//  - every extension module: a copy with an added DT_NEEDED on that interpreter's library
+//    copy (first, so Py* references bind to that CPython), "i<ID>-e<serial>-<name>";
+//  - every library an extension (or such a library) needs that has undefined Py*/_Py*
+//    symbols, e.g. libtorch_python.so.1.13: one copy per interpreter, reused by all of
+//    that interpreter's extensions, with DT_SONAME set to its own path, the same added
+//    DT_NEEDED, STB_GNU_UNIQUE symbols demoted (Note [STB_GNU_UNIQUE demotion]), and the
+//    needing library's DT_NEEDED re-pointed at it, "i<ID>-d<ordinal>-<name>".
+// Libraries without undefined Python symbols (libtorch_cpu, libc10, libstdc++, ...) are
+// never copied: they stay process-global. Each library is patched once into a
+// LibraryTemplate (Note [Template placeholders]); a copy is an instantiation written into
+// the private workspace, dlopen'ed RTLD_NOW|RTLD_LOCAL and unlinked at once (Note
+// [DT_NEEDED matches loaded objects by name]). Copies also get any $ORIGIN in their
+// DT_RUNPATH/DT_RPATH or DT_NEEDED replaced by the original's directory, since the copy
+// lives elsewhere. Handles are never dlclose'd.
+//
+// Finding the libraries an extension needs (to tell which depend on Python) follows ld.so
+// in simplified form: a name with '/' is a path; otherwise DT_RPATH (only when there is no
+// DT_RUNPATH), then DT_RUNPATH, both with $ORIGIN/${ORIGIN} expanded, then
+// /lib/x86_64-linux-gnu, /usr/lib/x86_64-linux-gnu, /lib, /usr/lib. Not modelled:
+// LD_LIBRARY_PATH, /etc/ld.so.cache, $LIB/$PLATFORM, the needing object's parents' RPATH,
+// objects already loaded by soname. The first candidate that parses as an x86-64 ELF
+// shared object wins; $ORIGIN is the directory of the library's canonical path. A name not
+// found this way is left for ld.so to resolve as usual. Python-dependent libraries needed
+// only through a non-Python library are not found (they would fail to bind at dlopen).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "loader/library_copy.h"
+#include "loader/library_template.h"
+
+namespace pyfleet::internal {
+
+// Thread-safe. Lock order: InterpreterSlot::mu -> TemplateSlot::mu -> LibraryLoader::mu_.
+// mu_ is a leaf held only for map look-ups and counters. An InterpreterSlot::mu is held
+// while that interpreter's library copy and its dependency copies load (their static
+// constructors run under it), a TemplateSlot::mu while its template is built (file I/O and
+// ELF editing only). No lock here is ever held while waiting for a GIL, and none is held
+// while an extension copy's own constructors run. Not re-entrant: a static constructor of
+// a dependency copy must not call back into loadExtension for the same interpreter.
+class LibraryLoader {
+ public:
+  // LibraryLoader::Create()
+  //
+  // Creates the private workspace under `temp_root` ("" = $TMPDIR or /tmp). Errors are
+  // LibraryWorkspace::create()'s; InvalidArgument if the path would contain the template
+  // placeholder.
+  static absl::StatusOr<std::unique_ptr<LibraryLoader>> Create(std::string temp_root = "");
+
+  // Removes the workspace. Loaded copies stay loaded (their files are already gone).
+  ~LibraryLoader();
+  LibraryLoader(const LibraryLoader&) = delete;
+  LibraryLoader& operator=(const LibraryLoader&) = delete;
+
+  // LibraryLoader::loadInterpreterLibrary()
+  //
+  // Loads interpreter `index`'s private copy of the interpreter library at `path`: a
+  // plain copy with its own inode (glibc dedups by device and inode, so a copy is
+  // required), dlopen'ed RTLD_NOW|RTLD_LOCAL. Returns the dlopen handle. Errors:
+  // InvalidArgument for an index outside [0, LibraryTemplate::kMaxId], AlreadyExists if
+  // `index` has one, NotFound if `path` does not exist, FailedPrecondition with dlerror()'s
+  // text if it does not load.
+  absl::StatusOr<void*> loadInterpreterLibrary(const std::string& path, int index);
+
+  // LibraryLoader::interpreterLibraryPath()
+  //
+  // The path string interpreter `index`'s library copy is (or will be) dlopen'ed by.
+  // The file is unlinked after loading, but dlopen() of this exact string returns the
+  // loaded copy, so ctypes.pythonapi can be re-pointed at it (ARCHITECTURE.md point 10).
+  // "" for an index outside [0, LibraryTemplate::kMaxId].
+  std::string interpreterLibraryPath(int index) const;
+
+  // LibraryLoader::loadExtension()
+  //
+  // Loads interpreter `index`'s private copy of the extension module `path` (first making
+  // the copies of the Python-dependent libraries it needs, see the file comment). Returns
+  // the dlopen handle. Called with that interpreter's GIL held; it never waits for a GIL,
+  // only for loader locks (see the lock order). Errors: FailedPrecondition if `index` has
+  // no interpreter library loaded or a copy does not load (with dlerror()'s text),
+  // NotFound if `path` does not exist, ElfFile::parse errors for a malformed library,
+  // Unimplemented for a cycle of Python-dependent libraries.
+  absl::StatusOr<void*> loadExtension(const std::string& path, int index);
+
+  // Counters since Create(). A "copy" is any library copy loaded (interpreter library,
+  // dependency or extension); copy_seconds covers making its bytes, writing, dlopen
+  // (including the copy's static constructors) and unlink. template_seconds covers
+  // reading, analysing and patching the source library.
+  struct Stats {
+    int templates_built = 0;
+    double template_seconds = 0;
+    int copies_loaded = 0;
+    double copy_seconds = 0;
+  };
+  Stats stats() const;
+
+  // The workspace directory (empty except while a copy is being loaded).
+  const std::string& workspacePath() const { return workspace_->path(); }
+
+ private:
+  struct DependencyRef;
+  struct BuiltTemplate;
+  struct TemplateSlot;
+  struct InterpreterSlot;
+  // What the loader knows about one library file (by canonical path).
+  struct LibraryInfo {
+    bool python_dependent = false;
+    // For a Python-dependent library: its number in this loader and the file name of
+    // its per-interpreter copies, with LibraryTemplate::kIdPlaceholder for the id.
+    int ordinal = 0;
+    std::string copy_name;
+  };
+
+  explicit LibraryLoader(std::unique_ptr<LibraryWorkspace> workspace);
+
+  absl::StatusOr<std::shared_ptr<InterpreterSlot>> interpreterSlot(int index) const;
+  // Whether the library at canonical `path` needs Python, and its dependency ordinal;
+  // nullopt if it is not an x86-64 ELF shared object. Cached.
+  absl::StatusOr<std::optional<LibraryInfo>> libraryInfo(const std::string& path);
+  // The library a DT_NEEDED `name` of `needer` (at `needer_dir`) resolves to, as a
+  // canonical path plus its info; nullopt if not found.
+  absl::StatusOr<std::optional<std::pair<std::string, LibraryInfo>>> resolveNeeded(
+      const std::string& name, const std::vector<std::string>& search_dirs);
+  // The template of canonical `path`, built on first use. `dependency` is null for an
+  // extension module.
+  absl::StatusOr<const BuiltTemplate*> templateFor(const std::string& path,
+                                                    const LibraryInfo* dependency);
+  absl::StatusOr<BuiltTemplate> buildTemplate(const std::string& path,
+                                              const LibraryInfo* dependency);
+  // Loads `dependency` (and, first, what it needs) for the interpreter of `slot`, unless
+  // it has it. Requires slot.mu; `visiting` holds the ordinals being loaded (cycles).
+  absl::Status ensureDependency(InterpreterSlot& slot, int index, const DependencyRef& dependency,
+                                std::vector<int>& visiting);
+  absl::StatusOr<void*> loadCopy(const LibraryTemplate& source, int index,
+                                 const std::string& name_template);
+  void addCopyTime(double seconds);
+
+  std::unique_ptr<LibraryWorkspace> workspace_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<int, std::shared_ptr<InterpreterSlot>> interpreters_ ABSL_GUARDED_BY(mu_);
+  // Keyed by "ext:" or "dep:" + canonical path.
+  absl::flat_hash_map<std::string, std::shared_ptr<TemplateSlot>> templates_ ABSL_GUARDED_BY(mu_);
+  // Keyed by canonical path; nullopt for files that are not x86-64 shared objects.
+  absl::flat_hash_map<std::string, std::optional<LibraryInfo>> libraries_ ABSL_GUARDED_BY(mu_);
+  int next_dependency_ordinal_ ABSL_GUARDED_BY(mu_) = 1;
+  int next_extension_serial_ ABSL_GUARDED_BY(mu_) = 1;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace pyfleet::internal

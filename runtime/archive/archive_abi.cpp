@@ -1,0 +1,88 @@
+// File: archive_abi.cpp — see archive_abi.h.
+#include "runtime/archive/archive_abi.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+namespace pyfleet::internal {
+namespace {
+
+// The ctx of a PyfleetArchive made here.
+struct ArchiveCtx {
+  std::atomic<int64_t> refs{1};
+  std::shared_ptr<const PackageArchive> archive;
+};
+
+char* Dup(std::string_view s) {
+  char* out = static_cast<char*>(std::malloc(s.size() + 1));
+  if (out == nullptr) return nullptr;
+  std::memcpy(out, s.data(), s.size());
+  out[s.size()] = '\0';
+  return out;
+}
+
+void Retain(void* ctx) { static_cast<ArchiveCtx*>(ctx)->refs.fetch_add(1, std::memory_order_relaxed); }
+
+void Release(void* ctx) {
+  auto* c = static_cast<ArchiveCtx*>(ctx);
+  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete c;
+}
+
+const char* Path(void* ctx) { return static_cast<ArchiveCtx*>(ctx)->archive->path().c_str(); }
+
+size_t RecordCount(void* ctx) { return static_cast<ArchiveCtx*>(ctx)->archive->recordCount(); }
+
+const char* RecordName(void* ctx, size_t index) {
+  const PackageArchive& a = *static_cast<ArchiveCtx*>(ctx)->archive;
+  return index < a.recordCount() ? a.record(index).name.c_str() : nullptr;
+}
+
+int64_t Find(void* ctx, const char* name) {
+  std::optional<size_t> i = static_cast<ArchiveCtx*>(ctx)->archive->find(name);
+  return i.has_value() ? static_cast<int64_t>(*i) : -1;
+}
+
+void ReleaseView(void* owner) { delete static_cast<std::shared_ptr<const void>*>(owner); }
+
+PyfleetStatus* Read(void* ctx, size_t index, PyfleetRecordView* out) {
+  absl::StatusOr<RecordData> data = static_cast<ArchiveCtx*>(ctx)->archive->read(index);
+  if (!data.ok()) return StatusToPyfleet(data.status());
+  out->data = data->data();
+  out->size = data->size();
+  out->owner = new std::shared_ptr<const void>(data->owner());
+  out->release = &ReleaseView;
+  return nullptr;
+}
+
+}  // namespace
+
+PyfleetStatus* StatusToPyfleet(const absl::Status& status) {
+  auto* s = static_cast<PyfleetStatus*>(std::calloc(1, sizeof(PyfleetStatus)));
+  if (s == nullptr) return nullptr;
+  s->code = status.ok() ? PYFLEET_UNKNOWN : static_cast<int32_t>(status.code());
+  absl::string_view msg = status.message();
+  s->message = Dup(std::string_view(msg.data(), msg.size()));
+  return s;
+}
+
+PyfleetArchive MakeArchiveAbi(std::shared_ptr<const PackageArchive> archive) {
+  PyfleetArchive abi{};
+  abi.struct_size = sizeof(PyfleetArchive);
+  abi.ctx = new ArchiveCtx{{1}, std::move(archive)};
+  abi.retain = &Retain;
+  abi.release = &Release;
+  abi.path = &Path;
+  abi.record_count = &RecordCount;
+  abi.record_name = &RecordName;
+  abi.find = &Find;
+  abi.read = &Read;
+  return abi;
+}
+
+const PackageArchive* ArchiveFromAbi(const PyfleetArchive* archive) {
+  if (archive == nullptr || archive->read != &Read) return nullptr;
+  return static_cast<ArchiveCtx*>(archive->ctx)->archive.get();
+}
+
+}  // namespace pyfleet::internal

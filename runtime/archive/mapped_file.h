@@ -1,0 +1,100 @@
+// File: mapped_file.h
+//
+// One private, copy-on-write mapping of a file (or of anonymous memory holding bytes
+// that were handed to us), owned by a MappedFile and unmapped by its destructor.
+//
+//   absl::StatusOr<std::shared_ptr<MappedFile>> m = MappedFile::Map("/models/demo.pt");
+//   if (m.ok()) Use((*m)->data(), (*m)->size());
+//
+// Every mapping is MAP_PRIVATE with PROT_READ|PROT_WRITE. See Note [Copy-on-write
+// mapping]: writes through it never reach the file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace pyfleet::internal {
+
+// Note [Copy-on-write mapping]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Tensor storages loaded from a package alias a mapping of the archive (zero copy).
+// Every mapping is MAP_PRIVATE and writable: an in-place op on a loaded weight
+// (`p.add_(1)`, BatchNorm running stats in train mode) copies the touched page into
+// that mapping and never writes the file. A read-only mapping would turn such an op
+// into a SIGSEGV. What else sees the write depends on who shares the mapping:
+//   * a PackageArchive's own mapping is shared by everyone holding the archive (every
+//     interpreter the host hands it to): a write through a view of it is seen by every
+//     view of that record in the process;
+//   * the importer serves each load_pickle's storages from a snapshot() with its own
+//     mapping (Note [One mapping per load] in package_archive.h), so a write to a loaded
+//     tensor is seen only by tensors of that same load -- as with torch's importer,
+//     which copies every storage;
+//   * `load_pickle(..., copy_storages=True)` makes anonymous copies instead.
+// The file and other processes never see any of it. Stored records' CRCs are verified
+// before the first view of a record is handed out (Note [Lazy CRC verification]), so
+// no such write can make a later check fail.
+
+// What identifies a file's content without reading it: a file with the same device,
+// inode, size, mtime and ctime is taken to be unchanged.
+struct FileIdentity {
+  uint64_t dev = 0, ino = 0, size = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
+  bool valid = false;  // false for anonymous mappings
+  bool operator==(const FileIdentity& o) const {
+    return valid && o.valid && dev == o.dev && ino == o.ino && size == o.size &&
+           mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns;
+  }
+};
+
+class MappedFile {
+ public:
+  // Maps the whole file at `path`. Errors: NotFound / PermissionDenied / Internal with
+  // the errno text; a zero-length file yields a MappedFile with size() == 0 and
+  // data() == nullptr.
+  static absl::StatusOr<std::shared_ptr<MappedFile>> Map(const std::string& path);
+
+  // Copies `size` bytes into a memory file (memfd) and maps that privately (page
+  // aligned, so any alignment the bytes had relative to their start is kept).
+  static absl::StatusOr<std::shared_ptr<MappedFile>> Copy(const void* data, size_t size);
+
+  // A new private mapping of the same file (fresh copy-on-write view; the page cache
+  // pages are shared, nothing is copied). Same identity.
+  absl::StatusOr<std::shared_ptr<MappedFile>> remap() const;
+
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  // True if [p, p + n) lies inside this mapping.
+  bool contains(const void* p, size_t n) const;
+  // The mapped file's identity (invalid for Copy()).
+  const FileIdentity& identity() const { return identity_; }
+
+  // CRC-32 (zlib's) of bytes [offset, offset + size) of the FILE, read with pread()
+  // through a small buffer rather than through the mapping: hashing a 100 MB record
+  // this way neither faults in nor maps its pages (no RSS growth, no page-table
+  // cost), it only reads the page cache. Thread-safe. Internal on an I/O error.
+  absl::StatusOr<uint32_t> fileCrc32(uint64_t offset, size_t size) const;
+
+ private:
+  MappedFile(uint8_t* data, size_t size, int fd) : data_(data), size_(size), fd_(fd) {}
+  // Maps `fd` privately; the result owns `fd` (closed on error too). `what` names it.
+  static absl::StatusOr<std::shared_ptr<MappedFile>> MapFd(int fd, size_t size,
+                                                          const FileIdentity& id,
+                                                          const std::string& what);
+  uint8_t* data_;  // owned mapping (nullptr when size_ == 0)
+  size_t size_;
+  int fd_;  // owned: the mapped file, kept open for remap()
+  FileIdentity identity_;
+};
+
+// The errno text for `err` (thread-safe).
+std::string ErrnoText(int err);
+
+}  // namespace pyfleet::internal

@@ -1,0 +1,132 @@
+// File: pyfleet_inspect.cpp
+//
+// pyfleet-inspect: prints what a torch.package archive holds, without Python.
+//
+//   pyfleet-inspect model.pt --include 'pf_demo/**' --exclude '**/*.pkl'
+//   pyfleet-inspect model.pt --json | jq .pickles
+//
+// Text output: the file tree exactly as torch's PackageImporter.file_structure(include=,
+// exclude=) prints it, then the format version, python version, extern modules, storage
+// count and bytes, and for each *.pkl record the modules its globals come from. --json
+// prints the same as one object (see package_report.h). PACKAGE may be a ZIP archive or a
+// directory laid out like an unzipped package.
+//
+// Exit status: 0 on success; 1 if the archive or a record it needs cannot be read (the
+// message names the archive and the record); 2 for bad usage or a bad glob; 3 if the report
+// was printed but some pickle could not be walked.
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "runtime/archive/package_archive.h"
+#include "runtime/tools/glob_group.h"
+#include "runtime/tools/package_report.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: pyfleet-inspect PACKAGE [--include GLOB]... [--exclude GLOB]... [--json]\n"
+    "  Prints a torch.package archive's file tree (as PackageImporter.file_structure()\n"
+    "  prints it), format and python version, extern modules, storages and the modules\n"
+    "  each pickle's globals come from. --include/--exclude take torch.package globs\n"
+    "  ('**' = any number of folders) and filter the tree; --json prints one object.\n";
+
+struct Args {
+  std::string package;
+  std::vector<std::string> include, exclude;
+  bool json = false;
+};
+
+// Parses argv; returns false (after printing why) on bad usage.
+bool ParseArgs(int argc, char** argv, Args& args, bool& help) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const std::string& flag, std::vector<std::string>& into) -> int {
+      if (a == flag) {
+        if (i + 1 >= argc) {
+          std::cerr << "pyfleet-inspect: " << flag << " needs a GLOB\n" << kUsage;
+          return -1;
+        }
+        into.push_back(argv[++i]);
+        return 1;
+      }
+      if (absl::StartsWith(a, flag + "=")) {
+        into.push_back(a.substr(flag.size() + 1));
+        return 1;
+      }
+      return 0;
+    };
+    int r;
+    if ((r = value("--include", args.include)) != 0 || (r = value("--exclude", args.exclude)) != 0) {
+      if (r < 0) return false;
+    } else if (a == "--json") {
+      args.json = true;
+    } else if (a == "--help" || a == "-h") {
+      help = true;
+      return true;
+    } else if (absl::StartsWith(a, "-")) {
+      std::cerr << "pyfleet-inspect: unknown option " << a << "\n" << kUsage;
+      return false;
+    } else if (args.package.empty()) {
+      args.package = a;
+    } else {
+      std::cerr << "pyfleet-inspect: more than one PACKAGE (" << args.package << ", " << a
+                << ")\n" << kUsage;
+      return false;
+    }
+  }
+  if (args.package.empty()) {
+    std::cerr << "pyfleet-inspect: no PACKAGE given\n" << kUsage;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using pyfleet::internal::PackageArchive;
+  Args args;
+  bool help = false;
+  if (!ParseArgs(argc, argv, args, help)) return 2;
+  if (help) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (args.include.empty()) args.include.push_back("**");  // torch's default include
+
+  absl::StatusOr<pyfleet::internal::GlobGroup> globs =
+      pyfleet::internal::GlobGroup::Create(args.include, args.exclude, '/');
+  if (!globs.ok()) {
+    std::cerr << "pyfleet-inspect: bad glob: " << globs.status().message() << "\n";
+    return 2;
+  }
+
+  struct stat st;
+  const bool is_dir = ::stat(args.package.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  absl::StatusOr<std::shared_ptr<PackageArchive>> archive =
+      is_dir ? PackageArchive::OpenDirectory(args.package) : PackageArchive::Open(args.package);
+  if (!archive.ok()) {
+    std::cerr << "pyfleet-inspect: " << args.package << ": " << archive.status().message()
+              << "\n";
+    return 1;
+  }
+  absl::StatusOr<pyfleet::internal::PackageReport> report =
+      pyfleet::internal::BuildPackageReport(**archive, args.package, *globs);
+  if (!report.ok()) {
+    std::cerr << "pyfleet-inspect: " << args.package << ": " << report.status().message()
+              << "\n";
+    return 1;
+  }
+  std::cout << (args.json ? pyfleet::internal::ReportJson(*report)
+                          : pyfleet::internal::ReportText(*report));
+  std::cout.flush();
+  for (const auto& p : report->pickles) {
+    if (!p.error.empty()) return 3;
+  }
+  return 0;
+}

@@ -1,0 +1,110 @@
+"""Runs once in every pyfleet interpreter, right after CPython starts.
+
+Frozen into the interpreter library (stubs/freeze.py); importable and testable with a
+plain python3 too:
+
+    import _pyfleet_bootstrap
+    _pyfleet_bootstrap.install({"hello": ("X = 1", False)}, "/path/libpyfleet_interpreter.so")
+
+It does two things the C++ side would otherwise do in raw strings:
+  * serves the modules the host injected (InterpreterConfig modules) by name;
+  * re-points ctypes.pythonapi at this interpreter's own library copy.
+    See Note [ctypes.pythonapi] below.
+"""
+
+import sys
+from importlib import machinery
+
+# Note [ctypes.pythonapi]
+# ~~~~~~~~~~~~~~~~~~~~~~~
+# ctypes sets `pythonapi = PyDLL(None)`, a handle on the *process*. The host exports no
+# Py* symbol (each interpreter's CPython lives in its own private library copy), so
+# ctypes.pythonapi.Py_IncRef would fail or, worse, bind to another interpreter. We patch
+# ctypes right after it is first imported, so that importing ctypes stays lazy.
+
+
+class _InjectedSourceLoader:
+    """Loader for modules whose source the host handed over at interpreter creation."""
+
+    def __init__(self, name, source, is_package):
+        self.name = name
+        self.source = source
+        self.is_package = is_package
+
+    def create_module(self, spec):
+        return None  # default module creation
+
+    def exec_module(self, module):
+        code = compile(self.source, self.get_filename(self.name), "exec")
+        exec(code, module.__dict__)
+
+    def get_filename(self, name):
+        return "<pyfleet:%s>" % name
+
+    def get_source(self, name):
+        return self.source
+
+
+class _PyfleetFinder:
+    """Meta-path finder for injected modules and for the ctypes patch."""
+
+    def __init__(self, modules, library_path):
+        self._modules = dict(modules)
+        self._library_path = library_path
+
+    def find_spec(self, fullname, path=None, target=None):
+        entry = self._modules.get(fullname)
+        if entry is not None:
+            source, is_package = entry
+            loader = _InjectedSourceLoader(fullname, source, is_package)
+            spec = machinery.ModuleSpec(fullname, loader, origin=loader.get_filename(fullname),
+                                        is_package=bool(is_package))
+            if is_package:
+                spec.submodule_search_locations = []
+            return spec
+        if fullname == "ctypes" and self._library_path:
+            return self._ctypes_spec(path, target)
+        return None
+
+    def _ctypes_spec(self, path, target):
+        spec = machinery.PathFinder.find_spec("ctypes", path, target)
+        if spec is None or spec.loader is None:
+            return spec
+        original_exec = spec.loader.exec_module
+        library_path = self._library_path
+
+        def exec_module(module):
+            original_exec(module)
+            module.pythonapi = module.PyDLL(library_path)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def install(modules, library_path):
+    """Puts pyfleet's finder first on sys.meta_path.
+
+    modules: {dotted name: (source text, is_package)}; library_path: the path of this
+    interpreter's library copy as it was dlopen'ed ("" to leave ctypes alone).
+    """
+    sys.meta_path.insert(0, _PyfleetFinder(modules, library_path))
+
+
+def prepare_finalize():
+    """Called by the interpreter library right before Py_FinalizeEx.
+
+    Note [Finalizing from another thread]: threading._shutdown() only releases the
+    "main" thread's state lock when it runs on the thread that first imported
+    threading. In pyfleet that thread is any host thread (often gone by now), so
+    Py_FinalizeEx would wait for that lock forever. Mark that thread stopped instead.
+    """
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return
+    main = threading._main_thread
+    if main.ident == threading.get_ident() or main._is_stopped:
+        return
+    lock = main._tstate_lock
+    if lock is not None and lock.locked():
+        lock.release()
+    main._stop()

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# exit_check.sh EXIT_TEST: runs it with a private TMPDIR; fails on a non-zero status,
+# a hang (timeout) or any file left behind.
+set -u
+tmp=$(mktemp -d)
+TMPDIR="$tmp" timeout 120 "$1"
+rc=$?
+left=$(find "$tmp" -mindepth 1 | head)
+rm -rf "$tmp"
+if [ $rc -ne 0 ]; then echo "exit status $rc"; exit 1; fi
+if [ -n "$left" ]; then echo "files left behind: $left"; exit 1; fi
+echo "clean exit, nothing left behind"

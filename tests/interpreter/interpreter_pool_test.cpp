@@ -1,0 +1,58 @@
+// N interpreters in one process (ctest runs N = 1, 2, 4, 8): each imports torch, numpy,
+// json, decimal, sqlite3 and ctypes and runs a small torch.nn model, concurrently, and
+// matches the reference Debian's python3 computed at build time.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/interpreter/interpreter_test_env.h"
+
+namespace pyfleet {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(InterpreterPoolTest, EveryInterpreterMatchesDebianPython) {
+  auto& pool = testing::InterpreterPool::Get();
+  const std::string reference = ReadFile(PYFLEET_WORKLOAD_REFERENCE);
+  ASSERT_FALSE(reference.empty());
+  std::vector<std::string> errors(pool.size());
+  std::vector<std::thread> threads;
+  for (int i = 0; i < pool.size(); ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        if (!pool.at(i).global("workload", "check")({reference}).toBool()) errors[i] = "check returned False";
+      } catch (const Error& e) {
+        errors[i] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < pool.size(); ++i) EXPECT_TRUE(errors[i].empty()) << "interpreter " << i << ": " << errors[i];
+}
+
+TEST(InterpreterPoolTest, InterpreterIdentitiesAreDistinct) {
+  auto& pool = testing::InterpreterPool::Get();
+  for (int i = 0; i < pool.size(); ++i) {
+    pool.at(i).run("import sys\npool_index = " + std::to_string(i) + "\n");
+  }
+  for (int i = 0; i < pool.size(); ++i) EXPECT_EQ(pool.at(i).eval("pool_index").toInt(), i);
+}
+
+}  // namespace
+}  // namespace pyfleet
+
+int main(int argc, char** argv) {
+  testing::InitGoogleTest(&argc, argv);
+  int size = argc > 1 ? std::atoi(argv[1]) : 2;
+  pyfleet::testing::InterpreterPool::Install(size);
+  return RUN_ALL_TESTS();
+}

@@ -1,0 +1,255 @@
+// Tests of pyfleet::Interpreter on a pool of 2 interpreters: isolation, errors, values,
+// zero-copy tensors and concurrency.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "tests/interpreter/interpreter_test_env.h"
+
+namespace pyfleet {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::InterpreterPool;
+
+Interpreter& I(int i) { return InterpreterPool::Get().at(i); }
+
+TEST(InterpreterTest, GlobalIsInvisibleInOtherInterpreters) {
+  I(0).run("isolation_marker = 'zero'\n");
+  EXPECT_EQ(I(0).eval("isolation_marker").toString(), "zero");
+  EXPECT_FALSE(I(1).eval("'isolation_marker' in globals()").toBool());
+  try {
+    I(1).eval("isolation_marker");
+    FAIL() << "expected NameError";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.pythonType(), "builtins.NameError");
+  }
+}
+
+TEST(InterpreterTest, SysModulesAreDistinct) {
+  I(0).run("import sys, colorsys\n");
+  EXPECT_TRUE(I(0).eval("'colorsys' in sys.modules").toBool());
+  EXPECT_FALSE(I(1).eval("__import__('sys').modules.get('colorsys') is not None").toBool());
+  I(1).run("import sys\nsys.modules['pyfleet_only_in_one'] = object()\n");
+  EXPECT_FALSE(I(0).eval("'pyfleet_only_in_one' in sys.modules").toBool());
+}
+
+// Each interpreter maps its own copy of torch._C and of libtorch_python (distinct
+// inodes), while libtorch_cpu is mapped once.
+TEST(InterpreterTest, EachInterpreterHasItsOwnTorchC) {
+  std::ifstream maps("/proc/self/maps");
+  std::set<std::string> torch_c, torch_python, torch_cpu;
+  std::string line;
+  while (std::getline(maps, line)) {
+    std::istringstream in(line);
+    std::string range, perms, offset, dev, inode, path;
+    in >> range >> perms >> offset >> dev >> inode;
+    std::getline(in, path);
+    if (path.find("-_C.cpython-311") != std::string::npos) torch_c.insert(inode);  // i<ID>-e<n>-_C...
+    if (path.find("libtorch_python") != std::string::npos) torch_python.insert(inode);
+    if (path.find("libtorch_cpu.so") != std::string::npos) torch_cpu.insert(inode);
+  }
+  EXPECT_EQ(torch_c.size(), 2u);
+  EXPECT_EQ(torch_python.size(), 2u);
+  EXPECT_EQ(torch_cpu.size(), 1u);
+}
+
+TEST(InterpreterTest, NativeExtensionStateIsPerInterpreter) {
+  Obj bump0 = I(0).global("pyfleet_counter", "bump");
+  Obj bump1 = I(1).global("pyfleet_counter", "bump");
+  int64_t base0 = bump0().toInt();
+  int64_t base1 = bump1().toInt();
+  EXPECT_EQ(bump0().toInt(), base0 + 1);
+  EXPECT_EQ(bump0().toInt(), base0 + 2);
+  EXPECT_EQ(bump1().toInt(), base1 + 1);  // untouched by interpreter 0's bumps
+}
+
+TEST(InterpreterTest, PythonExceptionKeepsTypeMessageAndTraceback) {
+  I(0).run(
+      "class PyfleetTestError(Exception):\n"
+      "    pass\n"
+      "def inner():\n"
+      "    raise PyfleetTestError('bad thing 17')\n"
+      "def outer():\n"
+      "    inner()\n",
+      "<test-module>");
+  try {
+    I(0).global("__main__", "outer")();
+    FAIL() << "expected an exception";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.pythonType(), "__main__.PyfleetTestError");
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kUnknown);
+    EXPECT_THAT(std::string(e.status().message()), HasSubstr("bad thing 17"));
+    EXPECT_THAT(e.traceback(), HasSubstr("Traceback (most recent call last)"));
+    EXPECT_THAT(e.traceback(), HasSubstr("in outer"));
+    EXPECT_THAT(e.traceback(), HasSubstr("in inner"));
+    EXPECT_THAT(e.traceback(), HasSubstr("<test-module>\", line 4"));
+    EXPECT_THAT(e.what(), HasSubstr("PyfleetTestError: [interpreter"));
+  }
+  EXPECT_EQ(I(0).eval("1 + 1").toInt(), 2);  // still usable
+}
+
+TEST(InterpreterTest, ExceptionCodesFollowTheExceptionType) {
+  auto code_of = [](const char* expr) {
+    try {
+      I(1).eval(expr);
+    } catch (const Error& e) {
+      return e.status().code();
+    }
+    return absl::StatusCode::kOk;
+  };
+  EXPECT_EQ(code_of("__import__('no_such_module_pyfleet')"), absl::StatusCode::kNotFound);
+  EXPECT_EQ(code_of("int('x')"), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code_of("[][3]"), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(code_of("1/0"), absl::StatusCode::kUnknown);
+}
+
+TEST(InterpreterTest, SyntaxErrorAndSystemExitDoNotEndTheProcess) {
+  EXPECT_THROW(I(0).run("def broken(:\n"), Error);
+  try {
+    I(0).run("raise SystemExit(3)\n");
+    FAIL() << "expected SystemExit";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.pythonType(), "builtins.SystemExit");
+  }
+  EXPECT_EQ(I(0).eval("40 + 2").toInt(), 42);
+}
+
+TEST(InterpreterTest, ExceptionInOneLeavesOthersWorking) {
+  EXPECT_THROW(I(0).run("raise RuntimeError('only here')\n"), Error);
+  EXPECT_EQ(I(1).eval("6 * 7").toInt(), 42);
+  EXPECT_EQ(I(0).eval("6 * 7").toInt(), 42);
+}
+
+TEST(InterpreterTest, ValuesRoundTrip) {
+  Obj identity = I(0).eval("lambda x: x");
+  EXPECT_TRUE(identity({Value()}).toValue().isNone());
+  EXPECT_EQ(identity({true}).toBool(), true);
+  EXPECT_EQ(identity({int64_t{1} << 40}).toInt(), int64_t{1} << 40);
+  EXPECT_DOUBLE_EQ(identity({2.5}).toDouble(), 2.5);
+  EXPECT_EQ(identity({std::string("héllo")}).toString(), "héllo");
+  EXPECT_EQ(identity({Bytes{std::string("a\0b", 3)}}).toValue().toBytes().data, std::string("a\0b", 3));
+  Obj kw = I(0).eval("lambda a, b=0: a - b");
+  EXPECT_EQ(kw({10}, {{"b", 3}}).toInt(), 7);
+}
+
+TEST(InterpreterTest, UnsupportedConversionNamesThePythonType) {
+  try {
+    I(0).eval("{'a': 1}").toValue();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(e.status().message()), HasSubstr("'dict'"));
+  }
+  EXPECT_THROW(I(0).eval("3").toValue().toString(), Error);
+}
+
+TEST(InterpreterTest, ObjOfAnotherInterpreterIsRejected) {
+  Obj f = I(0).eval("lambda x: x");
+  Obj other = I(1).eval("object()");
+  try {
+    f({other});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(e.status().message()), HasSubstr("interpreter 1 used with interpreter 0"));
+  }
+}
+
+TEST(InterpreterTest, TensorRoundTripIsZeroCopy) {
+  at::Tensor t = torch::arange(12, torch::kFloat32).reshape({3, 4});
+  Obj identity = I(0).eval("lambda t: t");
+  at::Tensor back = identity({t}).toTensor();
+  EXPECT_EQ(back.data_ptr(), t.data_ptr());
+  EXPECT_EQ(back.unsafeGetTensorImpl(), t.unsafeGetTensorImpl());
+}
+
+TEST(InterpreterTest, InPlaceOpInInterpreterIsSeenByHost) {
+  at::Tensor t = torch::ones({4});
+  I(1).eval("lambda t: t.mul_(3)")({t});
+  EXPECT_TRUE(torch::equal(t, torch::full({4}, 3.0)));
+}
+
+TEST(InterpreterTest, TensorSeenByAnotherInterpreterIsAliasedNotRejected) {
+  at::Tensor t = torch::zeros({8});
+  Obj add0 = I(0).eval("lambda t: t.add_(1)");
+  Obj add1 = I(1).eval("lambda t: t.add_(2)");
+  add0({t});
+  at::Tensor back1 = add1({t}).toTensor();  // tagged by interpreter 0 -> alias for 1
+  EXPECT_EQ(back1.data_ptr(), t.data_ptr());
+  EXPECT_TRUE(torch::equal(t, torch::full({8}, 3.0)));
+  at::Tensor back0 = add0({t}).toTensor();
+  EXPECT_EQ(back0.unsafeGetTensorImpl(), t.unsafeGetTensorImpl());
+}
+
+TEST(InterpreterTest, TensorMadeInInterpreterOutlivesPythonObject) {
+  at::Tensor made;
+  {
+    Obj t = I(0).eval("__import__('torch').arange(5.0)");
+    made = t.toTensor();
+  }
+  I(0).run("import gc\ngc.collect()\n");
+  EXPECT_TRUE(torch::equal(made, torch::arange(5.0)));
+}
+
+TEST(InterpreterTest, InjectedModuleAndFrozenStubsAreImportable) {
+  EXPECT_EQ(I(0).global("pyfleet_injected", "ANSWER").toInt(), 42);
+  EXPECT_EQ(I(1).eval("__import__('_pyfleet_io').__spec__.origin").toString(), "frozen");
+}
+
+TEST(InterpreterTest, BrokenExtensionRaisesImportErrorNamingThePath) {
+  try {
+    I(0).run("import pyfleet_broken_ext\n");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.pythonType(), "builtins.ImportError");
+    EXPECT_THAT(std::string(e.status().message()), HasSubstr("pyfleet_broken_ext"));
+  }
+  EXPECT_EQ(I(0).eval("2 ** 10").toInt(), 1024);
+}
+
+TEST(InterpreterTest, ConcurrentCallsOnOwnInterpretersAreCorrect) {
+  constexpr int kCalls = 3000;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&, i] {
+      Obj f = I(i).eval("lambda t, k: (t * k).sum()");
+      at::Tensor x = torch::ones({16});
+      for (int k = 0; k < kCalls; ++k) {
+        if (f({x, k}).toTensor().item<float>() != 16.0f * k) wrong.fetch_add(1);
+      }
+      I(i).detachThread();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST(InterpreterTest, ThreadsSharingOneInterpreterSerializeCorrectly) {
+  I(1).run("shared_counter = 0\ndef incr():\n    global shared_counter\n    shared_counter += 1\n");
+  Obj incr = I(1).global("__main__", "incr");
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      for (int k = 0; k < 1000; ++k) incr();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(I(1).eval("shared_counter").toInt(), 4000);
+}
+
+}  // namespace
+}  // namespace pyfleet
+
+int main(int argc, char** argv) {
+  testing::InitGoogleTest(&argc, argv);
+  pyfleet::testing::InterpreterPool::Install(2);
+  return RUN_ALL_TESTS();
+}

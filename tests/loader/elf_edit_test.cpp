@@ -1,0 +1,298 @@
+// Tests for loader/elf_edit.h: edits parse back as asked, keep every old string in place,
+// look consistent to readelf, and the edited libraries really load and run.
+#include "loader/elf_edit.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "loader/elf_file.h"
+#include "loader/library_copy.h"
+#include "loader_test_util.h"
+
+extern char** environ;
+
+namespace pyfleet::internal {
+namespace {
+
+using ::pyfleet::internal::testing::kLibtorchPython;
+using ::pyfleet::internal::testing::kLibz;
+using ::pyfleet::internal::testing::readTestFile;
+using ::pyfleet::internal::testing::symbolOrFail;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+ElfFile parseOrDie(const std::string& bytes, const std::string& name) {
+  absl::StatusOr<ElfFile> elf = ElfFile::parse(bytes, name);
+  EXPECT_TRUE(elf.ok()) << elf.status();
+  return *std::move(elf);
+}
+
+// Runs a command and returns its stdout (popen; the commands are fixed strings here).
+std::string runCommand(const std::string& command) {
+  std::string out;
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
+  if (!pipe) return out;
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) out.append(buffer.data(), n);
+  return out;
+}
+
+TEST(ElfEditTest, AddsNeededWithoutMovingExistingStrings) {
+  const std::string original = readTestFile(kLibz);
+  const ElfFile before = parseOrDie(original, "libz.so.1");
+  ElfEdits edits;
+  edits.add_needed = {"libm.so.6", "/tmp/some/where/libx.so"};
+  edits.soname = "libz-copy.so";
+  absl::StatusOr<EditedImage> out = editElf(original, "libz.so.1", edits);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const ElfFile after = parseOrDie(out->image, "edited");
+
+  std::vector<std::string> expected = edits.add_needed;
+  expected.insert(expected.end(), before.needed().begin(), before.needed().end());
+  EXPECT_EQ(after.needed(), expected);
+  EXPECT_EQ(after.soname(), "libz-copy.so");
+  // The new table starts with the old one; .dynsym is untouched, so every symbol name
+  // resolves to the same string.
+  ASSERT_GT(after.dynstr().size(), before.dynstr().size());
+  EXPECT_EQ(after.dynstr().substr(0, before.dynstr().size()), before.dynstr());
+  EXPECT_EQ(out->image.substr(0, original.size()).substr(before.dynsymOffset(),
+                                                       before.dynsymCount() * sizeof(Elf64_Sym)),
+            original.substr(before.dynsymOffset(), before.dynsymCount() * sizeof(Elf64_Sym)));
+  EXPECT_EQ(out->new_strings_offset, after.dynstrOffset() + before.dynstr().size());
+  EXPECT_EQ(out->image.substr(out->new_strings_offset, out->new_strings_size),
+            std::string("libm.so.6\0/tmp/some/where/libx.so\0libz-copy.so\0", 47));
+}
+
+TEST(ElfEditTest, AppendsOneWritableLoadSegmentAboveEverything) {
+  const std::string original = readTestFile(kLibz);
+  const ElfFile before = parseOrDie(original, "libz.so.1");
+  ElfEdits edits;
+  edits.add_needed = {"libm.so.6"};
+  absl::StatusOr<EditedImage> out = editElf(original, "libz.so.1", edits);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const ElfFile after = parseOrDie(out->image, "edited");
+
+  ASSERT_EQ(after.programHeaders().size(), before.programHeaders().size() + 1);
+  std::vector<Elf64_Phdr> loads;
+  for (const Elf64_Phdr& ph : after.programHeaders()) {
+    if (ph.p_type == PT_LOAD) loads.push_back(ph);
+  }
+  for (size_t i = 1; i < loads.size(); ++i) EXPECT_LT(loads[i - 1].p_vaddr, loads[i].p_vaddr);
+  const Elf64_Phdr& added = loads.back();
+  EXPECT_EQ(added.p_flags, static_cast<Elf64_Word>(PF_R | PF_W));
+  EXPECT_GE(added.p_vaddr, before.loadEnd());
+  EXPECT_EQ(added.p_offset % 4096, 0u);
+  EXPECT_EQ(added.p_vaddr % 4096, added.p_offset % 4096);
+  EXPECT_GE(added.p_offset, original.size());
+  EXPECT_EQ(added.p_offset + added.p_filesz, out->image.size());
+  // Program headers, .dynamic and .dynstr all live in it.
+  EXPECT_EQ(after.header().e_phoff, added.p_offset);
+  const Elf64_Phdr& dyn = after.programHeaders()[after.dynamicPhdrIndex()];
+  EXPECT_GE(dyn.p_offset, added.p_offset);
+  EXPECT_GE(after.dynstrOffset(), dyn.p_offset + dyn.p_filesz);
+  // Section headers follow.
+  const Elf64_Shdr& dynamic_section = after.sectionHeaders()[after.dynamicSectionIndex()];
+  EXPECT_EQ(dynamic_section.sh_offset, dyn.p_offset);
+  EXPECT_EQ(dynamic_section.sh_addr, dyn.p_vaddr);
+  const Elf64_Shdr& dynstr_section = after.sectionHeaders()[after.dynstrSectionIndex()];
+  EXPECT_EQ(dynstr_section.sh_offset, after.dynstrOffset());
+  EXPECT_EQ(dynstr_section.sh_size, after.dynstr().size());
+}
+
+TEST(ElfEditTest, ReplacesNeededAndRunpath) {
+  const std::string original = readTestFile(PYFLEET_TEST_FAKE_EXTENSION);
+  ElfEdits edits;
+  edits.replace_needed = {{"libpyfleet_test_fake_python_dependency.so", "/x/private-dep.so"}};
+  edits.runpath = "/opt/lib:/usr/local/lib";
+  absl::StatusOr<EditedImage> out = editElf(original, "fake_extension.so", edits);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const ElfFile after = parseOrDie(out->image, "edited");
+  EXPECT_THAT(after.needed(), ::testing::Contains("/x/private-dep.so"));
+  EXPECT_THAT(after.needed(),
+              ::testing::Not(::testing::Contains("libpyfleet_test_fake_python_dependency.so")));
+  EXPECT_EQ(after.runpath(), "/opt/lib:/usr/local/lib");
+  // The version requirement on the replaced library follows it (else ld.so asserts).
+  std::vector<std::string> verneed_files;
+  for (const ElfFile::Verneed& v : after.verneeds()) verneed_files.push_back(v.file);
+  EXPECT_THAT(verneed_files, ::testing::Contains("/x/private-dep.so"));
+  EXPECT_THAT(verneed_files,
+              ::testing::Not(::testing::Contains("libpyfleet_test_fake_python_dependency.so")));
+}
+
+TEST(ElfEditTest, AddsRunpathAndSonameWhenAbsent) {
+  const std::string original = readTestFile(PYFLEET_TEST_JSON_EXTENSION);
+  ElfEdits edits;
+  edits.runpath = "/opt/lib";
+  edits.soname = "json-copy.so";
+  edits.add_needed = {"libm.so.6"};
+  absl::StatusOr<EditedImage> out = editElf(original, "_json.so", edits);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const ElfFile after = parseOrDie(out->image, "edited");
+  EXPECT_EQ(after.runpath(), "/opt/lib");
+  EXPECT_EQ(after.soname(), "json-copy.so");
+  EXPECT_THAT(after.needed(), ElementsAre("libm.so.6"));
+}
+
+TEST(ElfEditTest, ReplacingAbsentNeededIsNotFound) {
+  ElfEdits edits;
+  edits.replace_needed = {{"libnothere.so", "x"}};
+  absl::StatusOr<EditedImage> out = editElf(readTestFile(kLibz), "libz.so.1", edits);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(out.status().message()),
+              HasSubstr("libz.so.1: has no DT_NEEDED \"libnothere.so\" to replace (has: libc.so.6)"));
+}
+
+TEST(ElfEditTest, RejectsBadEdits) {
+  const std::string libz = readTestFile(kLibz);
+  ElfEdits nul;
+  nul.add_needed = {std::string("a\0b", 3)};
+  EXPECT_EQ(editElf(libz, "libz.so.1", nul).status().code(), absl::StatusCode::kInvalidArgument);
+
+  std::string no_sections = libz;  // e_shnum = 0: no .dynsym to demote in
+  ::pyfleet::internal::testing::putAt<Elf64_Half>(no_sections, offsetof(Elf64_Ehdr, e_shnum), 0);
+  ElfEdits demote;
+  demote.demote_unique = true;
+  absl::StatusOr<EditedImage> out = editElf(no_sections, "libz.so.1", demote);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(out.status().message()), HasSubstr("libz.so.1: cannot demote"));
+
+  absl::StatusOr<EditedImage> garbage = editElf("not elf", "g.so", ElfEdits{});
+  EXPECT_EQ(garbage.status().message(), "g.so: not an ELF file");
+}
+
+TEST(ElfEditTest, DemotesUniqueSymbolsInPlace) {
+  const std::string original = readTestFile(kLibtorchPython);
+  ElfEdits edits;
+  edits.demote_unique = true;
+  absl::StatusOr<EditedImage> out = editElf(original, "libtorch_python.so.1.13", edits);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->demoted, 58);
+  ASSERT_EQ(out->image.size(), original.size());  // no relayout
+  size_t changed = 0;
+  for (size_t i = 0; i < original.size(); ++i) changed += original[i] != out->image[i];
+  EXPECT_EQ(changed, 58u);  // one st_info byte per symbol
+  EXPECT_EQ(parseOrDie(out->image, "edited").uniqueSymbolCount(), 0);
+}
+
+TEST(ElfEditTest, EditedLibtorchPythonIsConsistentForReadelf) {
+  const std::string original = readTestFile(kLibtorchPython);
+  ElfEdits edits;
+  edits.add_needed = {"/tmp/pyfleet-test/i00000001-interpreter.so"};
+  edits.replace_needed = {{"libshm.so.1.13", "/tmp/pyfleet-test/libshm-private.so"}};
+  edits.soname = "/tmp/pyfleet-test/i00000001-d0001-libtorch_python.so.1.13.0";
+  edits.demote_unique = true;
+  absl::StatusOr<EditedImage> out = editElf(original, "libtorch_python.so.1.13", edits);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->demoted, 58);
+  const ElfFile after = parseOrDie(out->image, "edited");
+  EXPECT_EQ(after.uniqueSymbolCount(), 0);
+  EXPECT_TRUE(after.hasUndefinedPythonSymbols());
+
+  absl::StatusOr<std::unique_ptr<LibraryWorkspace>> ws = LibraryWorkspace::create();
+  ASSERT_TRUE(ws.ok()) << ws.status();
+  const std::string path = (*ws)->pathOf("edited.so");
+  {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(out->image.data(), 1, out->image.size(), f), out->image.size());
+    std::fclose(f);
+  }
+  const std::string dynamic = runCommand("readelf -dW " + path + " 2>&1");
+  EXPECT_THAT(dynamic, HasSubstr("Shared library: [/tmp/pyfleet-test/i00000001-interpreter.so]"));
+  EXPECT_THAT(dynamic, HasSubstr("Shared library: [/tmp/pyfleet-test/libshm-private.so]"));
+  EXPECT_THAT(dynamic, HasSubstr("Shared library: [libtorch_cpu.so.1.13]"));
+  EXPECT_THAT(dynamic, HasSubstr(
+      "Library soname: [/tmp/pyfleet-test/i00000001-d0001-libtorch_python.so.1.13.0]"));
+  EXPECT_THAT(dynamic, ::testing::Not(HasSubstr("Warning")));
+  const std::string segments = runCommand("readelf -lW " + path + " 2>&1");
+  EXPECT_THAT(segments, ::testing::Not(HasSubstr("Warning")));
+  EXPECT_THAT(segments, ::testing::Not(HasSubstr("Error")));
+  const std::string symbols = runCommand("readelf --dyn-syms -W " + path + " 2>&1");
+  EXPECT_THAT(symbols, ::testing::Not(HasSubstr(" UNIQUE ")));
+  EXPECT_THAT(symbols, HasSubstr("PyExc_TypeError"));
+}
+
+TEST(ElfEditTest, EditedLibzLoadsAndItsNewNeededIsLoaded) {
+  ElfEdits edits;
+  edits.add_needed = {PYFLEET_TEST_NEEDED_MARKER};
+  edits.soname = "libz-private-copy.so";
+  absl::StatusOr<EditedImage> out = editElf(readTestFile(kLibz), "libz.so.1", edits);
+  ASSERT_TRUE(out.ok()) << out.status();
+
+  absl::StatusOr<std::unique_ptr<LibraryWorkspace>> ws = LibraryWorkspace::create();
+  ASSERT_TRUE(ws.ok()) << ws.status();
+  absl::StatusOr<void*> handle = (*ws)->loadImage("libz-private-copy.so", out->image);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  using VersionFn = const char* (*)();
+  auto version = reinterpret_cast<VersionFn>(symbolOrFail(*handle, "zlibVersion"));
+  ASSERT_NE(version, nullptr);
+  EXPECT_THAT(std::string(version()), ::testing::StartsWith("1."));
+  // dlsym on a handle searches the object's own dependencies: found only because the
+  // added DT_NEEDED was loaded.
+  using MarkerFn = int (*)();
+  auto marker = reinterpret_cast<MarkerFn>(symbolOrFail(*handle, "pyfleet_test_needed_marker"));
+  ASSERT_NE(marker, nullptr);
+  EXPECT_EQ(marker(), 7);
+}
+
+TEST(ElfEditTest, EditedPieExecutableWithPtPhdrStillRuns) {
+  // /usr/bin/true is ET_DYN with PT_PHDR, which the kernel and ld.so use to find the
+  // program headers: running it checks that PT_PHDR was moved along with the table.
+  const std::string original = readTestFile("/usr/bin/true");
+  const ElfFile before = parseOrDie(original, "true");
+  bool has_phdr = false;
+  for (const Elf64_Phdr& ph : before.programHeaders()) has_phdr |= ph.p_type == PT_PHDR;
+  ASSERT_TRUE(has_phdr);
+  ElfEdits edits;
+  edits.add_needed = {kLibz};
+  absl::StatusOr<EditedImage> out = editElf(original, "true", edits);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const ElfFile after = parseOrDie(out->image, "edited true");
+  for (const Elf64_Phdr& ph : after.programHeaders()) {
+    if (ph.p_type != PT_PHDR) continue;
+    EXPECT_EQ(ph.p_offset, after.header().e_phoff);
+    EXPECT_EQ(ph.p_filesz, after.programHeaders().size() * sizeof(Elf64_Phdr));
+  }
+
+  absl::StatusOr<std::unique_ptr<LibraryWorkspace>> ws = LibraryWorkspace::create();
+  ASSERT_TRUE(ws.ok()) << ws.status();
+  const std::string path = (*ws)->pathOf("true");
+  {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(out->image.data(), 1, out->image.size(), f), out->image.size());
+    std::fclose(f);
+  }
+  ASSERT_EQ(::chmod(path.c_str(), 0700), 0);
+  char* argv[] = {const_cast<char*>(path.c_str()), nullptr};
+  pid_t pid;
+  ASSERT_EQ(::posix_spawn(&pid, path.c_str(), nullptr, nullptr, argv, environ), 0);
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(pid, &wstatus, 0), pid);
+  EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << "wait status " << wstatus;
+}
+
+TEST(ElfEditTest, OverwriteBytesChecksBounds) {
+  std::string image = "0123456789";
+  EXPECT_TRUE(overwriteBytes(image, {1, 6}, "ab").ok());
+  EXPECT_EQ(image, "0ab345ab89");
+  absl::Status past = overwriteBytes(image, {2, 9}, "xy");
+  EXPECT_EQ(past.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(image, "0ab345ab89");  // nothing written
+}
+
+}  // namespace
+}  // namespace pyfleet::internal

@@ -1,0 +1,222 @@
+// Tests for loader/library_copy.h: the workspace is private and cleaned up, files are
+// unlinked right after loading, and a later DT_NEEDED binds to an unlinked copy by name
+// (Note [DT_NEEDED matches loaded objects by name]).
+#include "loader/library_copy.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "loader/elf_edit.h"
+#include "loader_test_util.h"
+
+namespace pyfleet::internal {
+namespace {
+
+using ::pyfleet::internal::testing::kLibz;
+using ::pyfleet::internal::testing::readTestFile;
+using ::pyfleet::internal::testing::symbolOrFail;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+std::vector<std::string> listDir(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(d);
+  return names;
+}
+
+std::unique_ptr<LibraryWorkspace> makeWorkspace(const std::string& root = "") {
+  absl::StatusOr<std::unique_ptr<LibraryWorkspace>> ws = LibraryWorkspace::create(root);
+  EXPECT_TRUE(ws.ok()) << ws.status();
+  return ws.ok() ? *std::move(ws) : nullptr;
+}
+
+TEST(LibraryCopyTest, WorkspaceIsPrivateAndRemovedWithEverythingInIt) {
+  std::string path;
+  {
+    std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+    ASSERT_NE(ws, nullptr);
+    path = ws->path();
+    ASSERT_EQ(path.front(), '/');
+    struct stat st;
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    // Leftovers (a crash mid-load would leave one) are removed too.
+    FILE* f = std::fopen(ws->pathOf("stray.so").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fclose(f);
+    ASSERT_EQ(::mkdir(ws->pathOf("sub").c_str(), 0700), 0);
+  }
+  EXPECT_FALSE(exists(path));
+}
+
+TEST(LibraryCopyTest, UsesGivenRootOrTmpdir) {
+  std::unique_ptr<LibraryWorkspace> root = makeWorkspace();
+  ASSERT_NE(root, nullptr);
+  std::unique_ptr<LibraryWorkspace> inside = makeWorkspace(root->path());
+  ASSERT_NE(inside, nullptr);
+  EXPECT_EQ(inside->path().rfind(root->path() + "/pyfleet-", 0), 0u) << inside->path();
+
+  const char* old = ::getenv("TMPDIR");
+  const std::string saved = old ? old : "";
+  ::setenv("TMPDIR", root->path().c_str(), 1);
+  std::unique_ptr<LibraryWorkspace> from_env = makeWorkspace("");
+  if (old) ::setenv("TMPDIR", saved.c_str(), 1); else ::unsetenv("TMPDIR");
+  ASSERT_NE(from_env, nullptr);
+  EXPECT_EQ(from_env->path().rfind(root->path() + "/pyfleet-", 0), 0u) << from_env->path();
+
+  absl::StatusOr<std::unique_ptr<LibraryWorkspace>> missing =
+      LibraryWorkspace::create("/nonexistent/dir");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("/nonexistent/dir/pyfleet-XXXXXX"));
+}
+
+TEST(LibraryCopyTest, FileIsUnlinkedRightAfterLoad) {
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+  ASSERT_NE(ws, nullptr);
+  ElfEdits edits;
+  edits.soname = "libz-unlink-test.so";
+  absl::StatusOr<EditedImage> image = editElf(readTestFile(kLibz), "libz.so.1", edits);
+  ASSERT_TRUE(image.ok()) << image.status();
+  absl::StatusOr<void*> handle = ws->loadImage("libz-unlink-test.so", image->image);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  EXPECT_THAT(listDir(ws->path()), IsEmpty());
+  EXPECT_NE(symbolOrFail(*handle, "zlibVersion"), nullptr);
+  // dlopen of the same path string finds the loaded copy, though the file is gone.
+  const std::string path = ws->pathOf("libz-unlink-test.so");
+  void* again = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+  EXPECT_EQ(again, *handle);
+  void* reopened = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  EXPECT_EQ(reopened, *handle);
+}
+
+TEST(LibraryCopyTest, NeededNameMatchesUnlinkedLoadedCopy) {
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+  ASSERT_NE(ws, nullptr);
+  // Library A: a plain copy of the fake interpreter, loaded then unlinked.
+  absl::StatusOr<void*> a = ws->loadFileCopy("a-interpreter.so", PYFLEET_TEST_FAKE_INTERPRETER);
+  ASSERT_TRUE(a.ok()) << a.status();
+  const std::string a_path = ws->pathOf("a-interpreter.so");
+  ASSERT_FALSE(exists(a_path));
+  // Library B needs PyLong_FromLong; its added DT_NEEDED names A's (deleted) path.
+  ElfEdits edits;
+  edits.add_needed = {a_path};
+  // B's $ORIGIN helper library is next to the original, not in the workspace.
+  const std::string testlibs = PYFLEET_TEST_FAKE_INTERPRETER;
+  edits.runpath = testlibs.substr(0, testlibs.rfind('/'));
+  absl::StatusOr<EditedImage> b =
+      editElf(readTestFile(PYFLEET_TEST_FAKE_PLAIN_EXTENSION), "fake_plain_extension.so", edits);
+  ASSERT_TRUE(b.ok()) << b.status();
+  absl::StatusOr<void*> b_handle = ws->loadImage("b-extension.so", b->image);
+  ASSERT_TRUE(b_handle.ok()) << b_handle.status();
+
+  using PyFn = void* (*)();
+  auto call = reinterpret_cast<PyFn>(symbolOrFail(*b_handle, "fake_plain_extension_python"));
+  ASSERT_NE(call, nullptr);
+  EXPECT_EQ(call(), symbolOrFail(*a, "pyfleet_fake_interpreter_marker"));
+  EXPECT_THAT(listDir(ws->path()), IsEmpty());
+}
+
+TEST(LibraryCopyTest, NeededPathThatWasNeverLoadedFails) {
+  // The contrast to the test above: the name match is what makes the unlinked path work.
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+  ASSERT_NE(ws, nullptr);
+  ElfEdits edits;
+  edits.add_needed = {ws->pathOf("never-loaded.so")};
+  absl::StatusOr<EditedImage> b = editElf(readTestFile(kLibz), "libz.so.1", edits);
+  ASSERT_TRUE(b.ok()) << b.status();
+  absl::StatusOr<void*> handle = ws->loadImage("needs-missing.so", b->image);
+  EXPECT_EQ(handle.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(handle.status().message()), HasSubstr("never-loaded.so: cannot open shared object"));
+  EXPECT_THAT(listDir(ws->path()), IsEmpty());  // removed after the failed dlopen too
+}
+
+// Loads two private copies of the fake Python-dependent library (each bound to its own
+// fake interpreter copy) and returns the address of their UNIQUE static in each.
+std::pair<void*, void*> uniqueAddressesOfTwoCopies(LibraryWorkspace& ws, bool demote,
+                                                   const std::string& tag) {
+  std::vector<void*> addresses;
+  for (int i = 0; i < 2; ++i) {
+    const std::string interp = tag + "-interp" + std::to_string(i) + ".so";
+    absl::StatusOr<void*> ih = ws.loadFileCopy(interp, PYFLEET_TEST_FAKE_INTERPRETER);
+    EXPECT_TRUE(ih.ok()) << ih.status();
+    ElfEdits edits;
+    edits.add_needed = {ws.pathOf(interp)};
+    edits.soname = ws.pathOf(tag + "-dep" + std::to_string(i) + ".so");
+    edits.demote_unique = demote;
+    absl::StatusOr<EditedImage> image = editElf(
+        readTestFile(PYFLEET_TEST_FAKE_PYTHON_DEPENDENCY), "fake_python_dependency.so", edits);
+    EXPECT_TRUE(image.ok()) << image.status();
+    if (!image.ok()) return {nullptr, nullptr};
+    EXPECT_EQ(image->demoted, demote ? 1 : 0);
+    absl::StatusOr<void*> handle = ws.loadImage(tag + "-dep" + std::to_string(i) + ".so",
+                                                image->image);
+    EXPECT_TRUE(handle.ok()) << handle.status();
+    if (!handle.ok()) return {nullptr, nullptr};
+    using UniqueFn = int* (*)();
+    auto fn = reinterpret_cast<UniqueFn>(symbolOrFail(*handle, "fake_dependency_unique"));
+    addresses.push_back(fn ? fn() : nullptr);
+  }
+  return {addresses[0], addresses[1]};
+}
+
+TEST(LibraryCopyTest, UniqueSymbolsAreProcessWideUnlessDemoted) {
+  // Note [STB_GNU_UNIQUE demotion], shown on a real load.
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+  ASSERT_NE(ws, nullptr);
+  auto [kept0, kept1] = uniqueAddressesOfTwoCopies(*ws, /*demote=*/false, "kept");
+  ASSERT_NE(kept0, nullptr);
+  EXPECT_EQ(kept0, kept1) << "glibc should share STB_GNU_UNIQUE across RTLD_LOCAL copies";
+  auto [demoted0, demoted1] = uniqueAddressesOfTwoCopies(*ws, /*demote=*/true, "demoted");
+  ASSERT_NE(demoted0, nullptr);
+  EXPECT_NE(demoted0, demoted1);
+  EXPECT_NE(demoted0, kept0);
+}
+
+TEST(LibraryCopyTest, RejectsBadNamesAndExistingFiles) {
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+  ASSERT_NE(ws, nullptr);
+  EXPECT_EQ(ws->loadImage("../escape.so", "x").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ws->loadImage("", "x").status().code(), absl::StatusCode::kInvalidArgument);
+  FILE* f = std::fopen(ws->pathOf("taken.so").c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  EXPECT_EQ(ws->loadImage("taken.so", "x").status().code(), absl::StatusCode::kAlreadyExists);
+  absl::StatusOr<void*> missing = ws->loadFileCopy("m.so", "/nonexistent/lib.so");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("/nonexistent/lib.so"));
+}
+
+TEST(LibraryCopyTest, GarbageImageFailsWithDlerrorAndLeavesNoFile) {
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+  ASSERT_NE(ws, nullptr);
+  const std::string garbage(256, 'x');  // long enough for ld.so to read a header
+  absl::StatusOr<void*> handle = ws->loadImage("garbage.so", garbage);
+  EXPECT_EQ(handle.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(handle.status().message()), HasSubstr("dlopen of " + ws->pathOf("garbage.so")));
+  EXPECT_THAT(std::string(handle.status().message()), HasSubstr("invalid ELF header"));
+  EXPECT_THAT(listDir(ws->path()), IsEmpty());
+}
+
+}  // namespace
+}  // namespace pyfleet::internal

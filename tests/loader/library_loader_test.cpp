@@ -1,0 +1,260 @@
+// Tests for loader/library_loader.h with test libraries that stand in for the interpreter
+// library (fake_interpreter: defines PyLong_FromLong), a Python-dependent library like
+// libtorch_python (fake_python_dependency: undefined Py* + an STB_GNU_UNIQUE symbol) and
+// extension modules (fake_extension, fake_extension2, fake_plain_extension).
+#include "loader/library_loader.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "loader_test_util.h"
+
+namespace pyfleet::internal {
+namespace {
+
+using ::pyfleet::internal::testing::symbolOrFail;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+using PointerFn = void* (*)();
+
+std::vector<std::string> listDir(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(d);
+  return names;
+}
+
+void* call(void* handle, const char* function) {
+  auto fn = reinterpret_cast<PointerFn>(symbolOrFail(handle, function));
+  return fn != nullptr ? fn() : nullptr;
+}
+
+class LibraryLoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<LibraryLoader>> loader = LibraryLoader::Create();
+    ASSERT_TRUE(loader.ok()) << loader.status();
+    loader_ = *std::move(loader);
+  }
+
+  // Loads interpreter `index`'s fake interpreter copy; returns its marker's address.
+  void* addInterpreter(int index) {
+    absl::StatusOr<void*> handle =
+        loader_->loadInterpreterLibrary(PYFLEET_TEST_FAKE_INTERPRETER, index);
+    EXPECT_TRUE(handle.ok()) << handle.status();
+    return handle.ok() ? symbolOrFail(*handle, "pyfleet_fake_interpreter_marker") : nullptr;
+  }
+
+  void* loadExtension(const char* path, int index) {
+    absl::StatusOr<void*> handle = loader_->loadExtension(path, index);
+    EXPECT_TRUE(handle.ok()) << handle.status();
+    return handle.ok() ? *handle : nullptr;
+  }
+
+  std::unique_ptr<LibraryLoader> loader_;
+};
+
+TEST_F(LibraryLoaderTest, WorkspaceIsGoneAfterDestruction) {
+  addInterpreter(0);
+  ASSERT_NE(loadExtension(PYFLEET_TEST_FAKE_EXTENSION, 0), nullptr);
+  const std::string workspace = loader_->workspacePath();
+  struct stat st;
+  ASSERT_EQ(::stat(workspace.c_str(), &st), 0);
+  EXPECT_THAT(listDir(workspace), IsEmpty());  // every copy was unlinked after loading
+  loader_.reset();
+  EXPECT_NE(::stat(workspace.c_str(), &st), 0);
+}
+
+TEST_F(LibraryLoaderTest, EachInterpreterGetsItsOwnLibraryCopy) {
+  void* marker0 = addInterpreter(0);
+  void* marker1 = addInterpreter(1);
+  ASSERT_NE(marker0, nullptr);
+  EXPECT_NE(marker0, marker1);
+  // The unlinked copy is still reachable by its path string (ctypes.pythonapi).
+  const std::string path0 = loader_->interpreterLibraryPath(0);
+  EXPECT_EQ(path0, loader_->workspacePath() + "/i00000000-interpreter.so");
+  void* handle0 = ::dlopen(path0.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+  ASSERT_NE(handle0, nullptr) << ::dlerror();
+  EXPECT_EQ(::dlsym(handle0, "pyfleet_fake_interpreter_marker"), marker0);
+  EXPECT_EQ(loader_->interpreterLibraryPath(-1), "");
+}
+
+TEST_F(LibraryLoaderTest, ExtensionBindsToItsInterpretersPythonSymbols) {
+  void* marker0 = addInterpreter(0);
+  void* marker1 = addInterpreter(1);
+  void* ext0 = loadExtension(PYFLEET_TEST_FAKE_PLAIN_EXTENSION, 0);
+  void* ext1 = loadExtension(PYFLEET_TEST_FAKE_PLAIN_EXTENSION, 1);
+  ASSERT_NE(ext0, nullptr);
+  ASSERT_NE(ext1, nullptr);
+  EXPECT_NE(ext0, ext1);
+  EXPECT_EQ(call(ext0, "fake_plain_extension_python"), marker0);
+  EXPECT_EQ(call(ext1, "fake_plain_extension_python"), marker1);
+  // Its $ORIGIN helper was found next to the original although the copy lived elsewhere.
+  using IntFn = int (*)();
+  auto helper = reinterpret_cast<IntFn>(symbolOrFail(ext0, "fake_plain_extension_helper"));
+  ASSERT_NE(helper, nullptr);
+  EXPECT_EQ(helper(), 42);
+}
+
+TEST_F(LibraryLoaderTest, LibrariesWithoutPythonSymbolsStayProcessGlobal) {
+  addInterpreter(0);
+  addInterpreter(1);
+  void* ext0 = loadExtension(PYFLEET_TEST_FAKE_PLAIN_EXTENSION, 0);
+  void* ext1 = loadExtension(PYFLEET_TEST_FAKE_PLAIN_EXTENSION, 1);
+  ASSERT_NE(ext0, nullptr);
+  ASSERT_NE(ext1, nullptr);
+  // Both copies call the one libz, loaded from its real file.
+  void* zlib0 = call(ext0, "fake_plain_extension_zlib_function");
+  void* zlib1 = call(ext1, "fake_plain_extension_zlib_function");
+  EXPECT_EQ(zlib0, zlib1);
+  Dl_info info;
+  ASSERT_NE(::dladdr(zlib0, &info), 0);
+  EXPECT_THAT(std::string(info.dli_fname), HasSubstr("libz.so"));
+  EXPECT_THAT(std::string(info.dli_fname), ::testing::Not(HasSubstr(loader_->workspacePath())));
+  // Copies: 2 interpreter libraries + 2 extensions, nothing for libz or the helper.
+  EXPECT_EQ(loader_->stats().copies_loaded, 4);
+}
+
+TEST_F(LibraryLoaderTest, PythonDependentLibraryIsCopiedPerInterpreter) {
+  void* marker0 = addInterpreter(0);
+  void* marker1 = addInterpreter(1);
+  void* ext0 = loadExtension(PYFLEET_TEST_FAKE_EXTENSION, 0);
+  void* ext1 = loadExtension(PYFLEET_TEST_FAKE_EXTENSION, 1);
+  ASSERT_NE(ext0, nullptr);
+  ASSERT_NE(ext1, nullptr);
+  EXPECT_EQ(call(ext0, "fake_extension_python"), marker0);
+  EXPECT_EQ(call(ext1, "fake_extension_python"), marker1);
+  // The dependency's own Py* references bind to the right interpreter too ...
+  EXPECT_EQ(call(ext0, "fake_extension_dependency_python"), marker0);
+  EXPECT_EQ(call(ext1, "fake_extension_dependency_python"), marker1);
+  // ... and its STB_GNU_UNIQUE state is private (Note [STB_GNU_UNIQUE demotion]).
+  void* unique0 = call(ext0, "fake_extension_dependency_unique");
+  void* unique1 = call(ext1, "fake_extension_dependency_unique");
+  ASSERT_NE(unique0, nullptr);
+  EXPECT_NE(unique0, unique1);
+  // The copy is known by its own path, and the original file was never loaded.
+  Dl_info info;
+  ASSERT_NE(::dladdr(unique0, &info), 0);
+  EXPECT_THAT(std::string(info.dli_fname),
+              HasSubstr(loader_->workspacePath() + "/i00000000-d0001-"));
+  EXPECT_EQ(::dlopen(PYFLEET_TEST_FAKE_PYTHON_DEPENDENCY, RTLD_NOW | RTLD_NOLOAD), nullptr);
+  EXPECT_THAT(listDir(loader_->workspacePath()), IsEmpty());
+}
+
+TEST_F(LibraryLoaderTest, DependencyCopyIsReusedByLaterExtensions) {
+  addInterpreter(0);
+  void* ext = loadExtension(PYFLEET_TEST_FAKE_EXTENSION, 0);
+  void* ext2 = loadExtension(PYFLEET_TEST_FAKE_EXTENSION2, 0);
+  ASSERT_NE(ext, nullptr);
+  ASSERT_NE(ext2, nullptr);
+  EXPECT_EQ(call(ext, "fake_extension_dependency_unique"),
+            call(ext2, "fake_extension_dependency_unique"));
+  const LibraryLoader::Stats stats = loader_->stats();
+  EXPECT_EQ(stats.copies_loaded, 4);    // interpreter + dependency + 2 extensions
+  EXPECT_EQ(stats.templates_built, 3);  // dependency + 2 extensions
+}
+
+TEST_F(LibraryLoaderTest, TemplatesAreBuiltOncePerLibrary) {
+  for (int i = 0; i < 3; ++i) addInterpreter(i);
+  for (int i = 0; i < 3; ++i) ASSERT_NE(loadExtension(PYFLEET_TEST_FAKE_EXTENSION, i), nullptr);
+  const LibraryLoader::Stats stats = loader_->stats();
+  EXPECT_EQ(stats.templates_built, 2);  // extension + dependency
+  EXPECT_EQ(stats.copies_loaded, 9);    // 3 x (interpreter + dependency + extension)
+  EXPECT_GT(stats.template_seconds, 0);
+  EXPECT_GT(stats.copy_seconds, 0);
+}
+
+TEST_F(LibraryLoaderTest, ConcurrentLoadsFromSeveralInterpreters) {
+  constexpr int kInterpreters = 4;
+  std::vector<void*> markers;
+  for (int i = 0; i < kInterpreters; ++i) markers.push_back(addInterpreter(i));
+  std::vector<void*> results(kInterpreters * 2, nullptr);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kInterpreters; ++i) {
+    threads.emplace_back([&, i] {
+      absl::StatusOr<void*> a = loader_->loadExtension(PYFLEET_TEST_FAKE_EXTENSION, i);
+      absl::StatusOr<void*> b = loader_->loadExtension(PYFLEET_TEST_FAKE_EXTENSION2, i);
+      if (a.ok()) results[2 * i] = *a;
+      if (b.ok()) results[2 * i + 1] = *b;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kInterpreters; ++i) {
+    ASSERT_NE(results[2 * i], nullptr) << "interpreter " << i;
+    ASSERT_NE(results[2 * i + 1], nullptr) << "interpreter " << i;
+    EXPECT_EQ(call(results[2 * i], "fake_extension_dependency_python"), markers[i]);
+    EXPECT_EQ(call(results[2 * i], "fake_extension_dependency_unique"),
+              call(results[2 * i + 1], "fake_extension_dependency_unique"));
+  }
+  const LibraryLoader::Stats stats = loader_->stats();
+  EXPECT_EQ(stats.templates_built, 3);
+  EXPECT_EQ(stats.copies_loaded, kInterpreters * 4);
+}
+
+TEST_F(LibraryLoaderTest, TwoLoadersInOneProcessDoNotCollide) {
+  void* marker = addInterpreter(0);
+  absl::StatusOr<std::unique_ptr<LibraryLoader>> other = LibraryLoader::Create();
+  ASSERT_TRUE(other.ok()) << other.status();
+  absl::StatusOr<void*> other_interp =
+      (*other)->loadInterpreterLibrary(PYFLEET_TEST_FAKE_INTERPRETER, 0);
+  ASSERT_TRUE(other_interp.ok()) << other_interp.status();
+  void* ext = loadExtension(PYFLEET_TEST_FAKE_EXTENSION, 0);
+  absl::StatusOr<void*> other_ext = (*other)->loadExtension(PYFLEET_TEST_FAKE_EXTENSION, 0);
+  ASSERT_TRUE(other_ext.ok()) << other_ext.status();
+  EXPECT_EQ(call(ext, "fake_extension_dependency_python"), marker);
+  EXPECT_EQ(call(*other_ext, "fake_extension_dependency_python"),
+            ::dlsym(*other_interp, "pyfleet_fake_interpreter_marker"));
+  EXPECT_NE(call(ext, "fake_extension_dependency_unique"),
+            call(*other_ext, "fake_extension_dependency_unique"));
+}
+
+TEST_F(LibraryLoaderTest, ReportsMisuseAndBadFiles) {
+  absl::StatusOr<void*> early = loader_->loadExtension(PYFLEET_TEST_FAKE_EXTENSION, 0);
+  EXPECT_EQ(early.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(early.status().message()), HasSubstr("interpreter 0 has no interpreter library"));
+
+  addInterpreter(0);
+  absl::StatusOr<void*> again = loader_->loadInterpreterLibrary(PYFLEET_TEST_FAKE_INTERPRETER, 0);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(loader_->loadInterpreterLibrary(PYFLEET_TEST_FAKE_INTERPRETER, -1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<void*> missing_interp = loader_->loadInterpreterLibrary("/nonexistent.so", 1);
+  EXPECT_EQ(missing_interp.status().code(), absl::StatusCode::kNotFound);
+  // A failed interpreter load leaves the index free.
+  EXPECT_NE(addInterpreter(1), nullptr);
+
+  absl::StatusOr<void*> missing = loader_->loadExtension("/nonexistent/ext.so", 0);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("/nonexistent/ext.so"));
+
+  const std::string text = loader_->workspacePath() + "/../pyfleet-test-not-elf-" +
+                           std::to_string(::getpid()) + ".so";
+  FILE* f = std::fopen(text.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs("not a library\n", f);
+  std::fclose(f);
+  absl::StatusOr<void*> bad = loader_->loadExtension(text, 0);
+  std::remove(text.c_str());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("pyfleet-test-not-elf-"));
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr(".so: not an ELF file"));
+}
+
+}  // namespace
+}  // namespace pyfleet::internal

@@ -1,0 +1,99 @@
+// LibraryLoader on the case it exists for: torch._C, which needs libtorch_python.so.1.13
+// (undefined Py* symbols, 58 STB_GNU_UNIQUE symbols), loaded for two interpreters.
+// Debian's libpython3.11.so.1.0 stands in for the interpreter library: it defines every
+// Py* symbol. No interpreter is started; only the libraries are loaded and linked (their
+// static constructors do run). Own binary: it maps LibTorch into the process.
+#include <dlfcn.h>
+
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "loader/library_loader.h"
+#include "loader_test_util.h"
+
+namespace pyfleet::internal {
+namespace {
+
+using ::pyfleet::internal::testing::kJsonExtension;
+using ::pyfleet::internal::testing::symbolOrFail;
+using ::testing::HasSubstr;
+
+constexpr char kLibpython[] = "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0";
+constexpr char kTorchC[] =
+    "/usr/lib/python3/dist-packages/torch/_C.cpython-311-x86_64-linux-gnu.so";
+
+std::string objectFileOf(void* address) {
+  Dl_info info;
+  if (address == nullptr || ::dladdr(address, &info) == 0 || info.dli_fname == nullptr) return "";
+  return info.dli_fname;
+}
+
+TEST(LibraryLoaderTorchTest, TorchExtensionGetsPrivateLibtorchPythonPerInterpreter) {
+  // The host links LibTorch, so it is loaded before any interpreter; load it first here
+  // too, so the times below are the loader's own.
+  ASSERT_NE(::dlopen("libtorch.so.1.13", RTLD_NOW | RTLD_GLOBAL), nullptr) << ::dlerror();
+  absl::StatusOr<std::unique_ptr<LibraryLoader>> created = LibraryLoader::Create();
+  ASSERT_TRUE(created.ok()) << created.status();
+  LibraryLoader& loader = **created;
+  void* interp[2] = {nullptr, nullptr};
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<void*> handle = loader.loadInterpreterLibrary(kLibpython, i);
+    ASSERT_TRUE(handle.ok()) << handle.status();
+    interp[i] = *handle;
+  }
+  const LibraryLoader::Stats before = loader.stats();
+  void* ext[2] = {nullptr, nullptr};
+  LibraryLoader::Stats step[2];
+  for (int i = 0; i < 2; ++i) {
+    const LibraryLoader::Stats s0 = loader.stats();
+    absl::StatusOr<void*> handle = loader.loadExtension(kTorchC, i);
+    ASSERT_TRUE(handle.ok()) << handle.status();
+    ext[i] = *handle;
+    const LibraryLoader::Stats s1 = loader.stats();
+    step[i] = {s1.templates_built - s0.templates_built, s1.template_seconds - s0.template_seconds,
+               s1.copies_loaded - s0.copies_loaded, s1.copy_seconds - s0.copy_seconds};
+  }
+  const LibraryLoader::Stats after = loader.stats();
+  EXPECT_EQ(after.templates_built - before.templates_built, 2);  // torch._C + libtorch_python
+  EXPECT_EQ(after.copies_loaded - before.copies_loaded, 4);      // both, per interpreter
+
+  // Each interpreter has its own torch._C and libtorch_python ...
+  void* init0 = symbolOrFail(ext[0], "PyInit__C");
+  void* init1 = symbolOrFail(ext[1], "PyInit__C");
+  EXPECT_NE(init0, init1);
+  void* variable_class0 = symbolOrFail(ext[0], "THPVariableClass");
+  void* variable_class1 = symbolOrFail(ext[1], "THPVariableClass");
+  EXPECT_NE(variable_class0, variable_class1);
+  EXPECT_THAT(objectFileOf(variable_class0),
+              HasSubstr(loader.workspacePath() + "/i00000000-d0001-libtorch_python.so.1.13"));
+  EXPECT_THAT(objectFileOf(variable_class1),
+              HasSubstr(loader.workspacePath() + "/i00000001-d0001-libtorch_python.so.1.13"));
+  // ... whose Python symbols come from that interpreter's library copy (searched first) ...
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(::dlsym(ext[i], "PyExc_TypeError"), ::dlsym(interp[i], "PyExc_TypeError"));
+  }
+  // ... while LibTorch itself is the one process-global copy.
+  void* cpu0 = symbolOrFail(ext[0], "_ZN3c1019UndefinedTensorImpl10_singletonE");
+  EXPECT_EQ(cpu0, symbolOrFail(ext[1], "_ZN3c1019UndefinedTensorImpl10_singletonE"));
+  EXPECT_THAT(objectFileOf(cpu0), ::testing::Not(HasSubstr(loader.workspacePath())));
+  // The real libtorch_python was never loaded.
+  EXPECT_EQ(::dlopen("libtorch_python.so.1.13", RTLD_NOW | RTLD_NOLOAD), nullptr);
+
+  // A stdlib extension for both, too.
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<void*> json = loader.loadExtension(kJsonExtension, i);
+    ASSERT_TRUE(json.ok()) << json.status();
+  }
+  for (int i = 0; i < 2; ++i) {
+    std::cout << "torch._C for interpreter " << i << ": " << step[i].templates_built
+              << " templates in " << step[i].template_seconds * 1e3 << " ms, "
+              << step[i].copies_loaded << " copies (write + dlopen + unlink) in "
+              << step[i].copy_seconds * 1e3 << " ms\n";
+  }
+}
+
+}  // namespace
+}  // namespace pyfleet::internal

@@ -1,0 +1,60 @@
+// File: loader_test_util.h
+//
+// Shared helpers for tests/loader: paths of the real Debian libraries the tests use and
+// small byte-level helpers for building malformed inputs.
+//
+//   std::string bytes = readTestFile(kLibz);
+//   putAt(bytes, 0, header);  // overwrite a struct in an image
+#pragma once
+
+#include <dlfcn.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace pyfleet::internal::testing {
+
+// Real libraries from Debian packages the project depends on (zlib1g, libtorch-dev /
+// python3-torch, libpython3.11). A missing one fails the test that reads it.
+inline constexpr const char kLibz[] = "/lib/x86_64-linux-gnu/libz.so.1";
+inline constexpr const char kLibtorchPython[] = "/usr/lib/x86_64-linux-gnu/libtorch_python.so.1.13";
+inline constexpr const char kJsonExtension[] = PYFLEET_TEST_JSON_EXTENSION;
+
+// The whole file, or "" after recording a test failure.
+inline std::string readTestFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ADD_FAILURE() << "cannot read " << path;
+    return "";
+  }
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// Overwrites sizeof(T) bytes of `image` at `offset` with `value`.
+template <typename T>
+void putAt(std::string& image, uint64_t offset, const T& value) {
+  ASSERT_LE(offset + sizeof(T), image.size());
+  std::memcpy(image.data() + offset, &value, sizeof(T));
+}
+
+template <typename T>
+T getAt(const std::string& image, uint64_t offset) {
+  T value{};
+  if (offset + sizeof(T) <= image.size()) std::memcpy(&value, image.data() + offset, sizeof(T));
+  return value;
+}
+
+// dlsym that fails the test (and returns null) when the symbol is missing.
+inline void* symbolOrFail(void* handle, const char* name) {
+  void* sym = ::dlsym(handle, name);
+  if (sym == nullptr) ADD_FAILURE() << "dlsym(" << name << "): " << ::dlerror();
+  return sym;
+}
+
+}  // namespace pyfleet::internal::testing
