@@ -9,7 +9,7 @@
 //      a shared one. Measured side by side in one run, best of --repeats.
 //
 //   B/bin/pyfleet-bench-interpreters --max_interpreters 4 --repeats 3
-#include <torch/torch.h>
+#include <ATen/ATen.h>
 
 #include <algorithm>
 #include <chrono>
@@ -84,9 +84,9 @@ int main(int argc, char** argv) {
   const int max_n = absl::GetFlag(FLAGS_max_interpreters);
   const int repeats = absl::GetFlag(FLAGS_repeats);
   at::set_num_threads(1);  // measure interpreter-level parallelism, not intra-op threads
-  (void)torch::ones({1});
-  std::printf("pyfleet-bench-interpreters: cores=%u torch::get_num_threads()=%d max_interpreters=%d repeats=%d\n",
-              std::thread::hardware_concurrency(), torch::get_num_threads(), max_n, repeats);
+  (void)at::ones({1});
+  std::printf("pyfleet-bench-interpreters: cores=%u at::get_num_threads()=%d max_interpreters=%d repeats=%d\n",
+              std::thread::hardware_concurrency(), at::get_num_threads(), max_n, repeats);
 
   auto libs = pyfleet::NativeLibraries::create();
   std::vector<std::unique_ptr<pyfleet::Interpreter>> pool;

@@ -341,25 +341,30 @@ TEST(CrcVerdictCacheTest, SharesVerdictsBetweenArchivesOfTheSameFile) {
   CrcVerdictCache cache;
   auto first = PackageArchive::Open(Fixture("small.pt"), &cache);
   ASSERT_TRUE(first.ok());
+  // (Opening reads .data/version, which counts: compare deltas.)
+  uint64_t base = (*first)->crcChecks();
   ASSERT_TRUE((*first)->read(".data/0.storage").ok());  // hashed, verdict remembered
   ASSERT_TRUE((*first)->read(".data/0.storage").ok());  // cached in the archive
-  EXPECT_EQ((*first)->crcChecks(), 1u);
+  EXPECT_EQ((*first)->crcChecks() - base, 1u);
   auto second = PackageArchive::Open(Fixture("small.pt"), &cache);
   ASSERT_TRUE(second.ok());
+  base = (*second)->crcChecks();
   EXPECT_TRUE((*second)->read(".data/0.storage").ok());
-  EXPECT_EQ((*second)->crcChecks(), 0u) << "same unchanged file: not hashed again";
+  EXPECT_EQ((*second)->crcChecks() - base, 0u) << "same unchanged file: not hashed again";
   auto third = PackageArchive::Open(Fixture("small.pt"));  // no cache
   ASSERT_TRUE(third.ok());
+  base = (*third)->crcChecks();
   EXPECT_TRUE((*third)->read(".data/0.storage").ok());
-  EXPECT_EQ((*third)->crcChecks(), 1u);
+  EXPECT_EQ((*third)->crcChecks() - base, 1u);
   // Failures are never remembered.
   auto bad = PackageArchive::Open(Fixture("crc_stored.pt"), &cache);
   ASSERT_TRUE(bad.ok());
   EXPECT_FALSE((*bad)->read(".data/0.storage").ok());
   auto bad_again = PackageArchive::Open(Fixture("crc_stored.pt"), &cache);
   ASSERT_TRUE(bad_again.ok());
+  base = (*bad_again)->crcChecks();
   EXPECT_FALSE((*bad_again)->read(".data/0.storage").ok());
-  EXPECT_EQ((*bad_again)->crcChecks(), 1u);
+  EXPECT_EQ((*bad_again)->crcChecks() - base, 1u);
 }
 
 TEST(PackageArchiveTest, CrcCheckHashesTheFileNotTheMapping) {
@@ -369,8 +374,9 @@ TEST(PackageArchiveTest, CrcCheckHashesTheFileNotTheMapping) {
   // does not fail the check: the file's bytes are what is verified.
   const RecordInfo& r = a->record(*a->find(".data/0.storage"));
   a->mapping()->data()[r.data_offset] ^= 0xff;
+  uint64_t base = a->crcChecks();
   EXPECT_TRUE(a->read(".data/0.storage").ok());
-  EXPECT_EQ(a->crcChecks(), 1u);
+  EXPECT_EQ(a->crcChecks() - base, 1u);
 }
 
 TEST(ArchiveAbiTest, ServesRecordsAndKeepsTheArchiveAlive) {

@@ -2,7 +2,7 @@
 // zero-copy tensors and concurrency.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <ATen/ATen.h>
 
 #include <atomic>
 #include <fstream>
@@ -163,7 +163,7 @@ TEST(InterpreterTest, ObjOfAnotherInterpreterIsRejected) {
 }
 
 TEST(InterpreterTest, TensorRoundTripIsZeroCopy) {
-  at::Tensor t = torch::arange(12, torch::kFloat32).reshape({3, 4});
+  at::Tensor t = at::arange(12, at::kFloat).reshape({3, 4});
   Obj identity = I(0).eval("lambda t: t");
   at::Tensor back = identity({t}).toTensor();
   EXPECT_EQ(back.data_ptr(), t.data_ptr());
@@ -171,19 +171,19 @@ TEST(InterpreterTest, TensorRoundTripIsZeroCopy) {
 }
 
 TEST(InterpreterTest, InPlaceOpInInterpreterIsSeenByHost) {
-  at::Tensor t = torch::ones({4});
+  at::Tensor t = at::ones({4});
   I(1).eval("lambda t: t.mul_(3)")({t});
-  EXPECT_TRUE(torch::equal(t, torch::full({4}, 3.0)));
+  EXPECT_TRUE(at::equal(t, at::full({4}, 3.0)));
 }
 
 TEST(InterpreterTest, TensorSeenByAnotherInterpreterIsAliasedNotRejected) {
-  at::Tensor t = torch::zeros({8});
+  at::Tensor t = at::zeros({8});
   Obj add0 = I(0).eval("lambda t: t.add_(1)");
   Obj add1 = I(1).eval("lambda t: t.add_(2)");
   add0({t});
   at::Tensor back1 = add1({t}).toTensor();  // tagged by interpreter 0 -> alias for 1
   EXPECT_EQ(back1.data_ptr(), t.data_ptr());
-  EXPECT_TRUE(torch::equal(t, torch::full({8}, 3.0)));
+  EXPECT_TRUE(at::equal(t, at::full({8}, 3.0)));
   at::Tensor back0 = add0({t}).toTensor();
   EXPECT_EQ(back0.unsafeGetTensorImpl(), t.unsafeGetTensorImpl());
 }
@@ -195,7 +195,7 @@ TEST(InterpreterTest, TensorMadeInInterpreterOutlivesPythonObject) {
     made = t.toTensor();
   }
   I(0).run("import gc\ngc.collect()\n");
-  EXPECT_TRUE(torch::equal(made, torch::arange(5.0)));
+  EXPECT_TRUE(at::equal(made, at::arange(5.0)));
 }
 
 TEST(InterpreterTest, InjectedModuleAndFrozenStubsAreImportable) {
@@ -221,7 +221,7 @@ TEST(InterpreterTest, ConcurrentCallsOnOwnInterpretersAreCorrect) {
   for (int i = 0; i < 2; ++i) {
     threads.emplace_back([&, i] {
       Obj f = I(i).eval("lambda t, k: (t * k).sum()");
-      at::Tensor x = torch::ones({16});
+      at::Tensor x = at::ones({16});
       for (int k = 0; k < kCalls; ++k) {
         if (f({x, k}).toTensor().item<float>() != 16.0f * k) wrong.fetch_add(1);
       }

@@ -201,9 +201,8 @@ TEST(ElfEditTest, EditedLibtorchPythonIsConsistentForReadelf) {
   EXPECT_EQ(after.uniqueSymbolCount(), 0);
   EXPECT_TRUE(after.hasUndefinedPythonSymbols());
 
-  absl::StatusOr<std::unique_ptr<LibraryWorkspace>> ws = LibraryWorkspace::create();
-  ASSERT_TRUE(ws.ok()) << ws.status();
-  const std::string path = (*ws)->pathOf("edited.so");
+  testing::ScratchDir scratch;
+  const std::string path = scratch.pathOf("edited.so");
   {
     FILE* f = std::fopen(path.c_str(), "wb");
     ASSERT_NE(f, nullptr);
@@ -267,9 +266,8 @@ TEST(ElfEditTest, EditedPieExecutableWithPtPhdrStillRuns) {
     EXPECT_EQ(ph.p_filesz, after.programHeaders().size() * sizeof(Elf64_Phdr));
   }
 
-  absl::StatusOr<std::unique_ptr<LibraryWorkspace>> ws = LibraryWorkspace::create();
-  ASSERT_TRUE(ws.ok()) << ws.status();
-  const std::string path = (*ws)->pathOf("true");
+  testing::ScratchDir scratch;
+  const std::string path = scratch.pathOf("true");
   {
     FILE* f = std::fopen(path.c_str(), "wb");
     ASSERT_NE(f, nullptr);

@@ -50,17 +50,39 @@ std::unique_ptr<LibraryWorkspace> makeWorkspace(const std::string& root = "") {
   return ws.ok() ? *std::move(ws) : nullptr;
 }
 
-TEST(LibraryCopyTest, WorkspaceIsPrivateAndRemovedWithEverythingInIt) {
+// See Note [Workspace exists only during loads].
+TEST(LibraryCopyTest, WorkspaceExistsOnlyDuringLoads) {
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+  ASSERT_NE(ws, nullptr);
+  ASSERT_EQ(ws->path().front(), '/');
+  EXPECT_FALSE(exists(ws->path()));
+  struct stat during{};
+  absl::StatusOr<void*> handle = ws->loadWith("probe.so", [&](int fd, const std::string& path) {
+    EXPECT_EQ(::stat(ws->path().c_str(), &during), 0);
+    return writeFileAt(fd, readTestFile(kLibz), 0, path);
+  });
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  EXPECT_TRUE(S_ISDIR(during.st_mode));
+  EXPECT_EQ(during.st_mode & 0777, 0700u);
+  EXPECT_FALSE(exists(ws->path()));
+}
+
+TEST(LibraryCopyTest, ForeignDirectoryInPlaceOfWorkspaceIsRefused) {
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+  ASSERT_NE(ws, nullptr);
+  ASSERT_EQ(::mkdir(ws->path().c_str(), 0755), 0);  // not 0700: not ours
+  absl::StatusOr<void*> handle = ws->loadImage("x.so", "x");
+  EXPECT_EQ(handle.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(handle.status().message()), HasSubstr("not this process's private workspace"));
+}
+
+TEST(LibraryCopyTest, WorkspaceIsRemovedWithEverythingInIt) {
   std::string path;
   {
     std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
     ASSERT_NE(ws, nullptr);
     path = ws->path();
-    ASSERT_EQ(path.front(), '/');
-    struct stat st;
-    ASSERT_EQ(::stat(path.c_str(), &st), 0);
-    EXPECT_TRUE(S_ISDIR(st.st_mode));
-    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    ASSERT_EQ(::mkdir(path.c_str(), 0700), 0);
     // Leftovers (a crash mid-load would leave one) are removed too.
     FILE* f = std::fopen(ws->pathOf("stray.so").c_str(), "w");
     ASSERT_NE(f, nullptr);
@@ -71,8 +93,8 @@ TEST(LibraryCopyTest, WorkspaceIsPrivateAndRemovedWithEverythingInIt) {
 }
 
 TEST(LibraryCopyTest, UsesGivenRootOrTmpdir) {
-  std::unique_ptr<LibraryWorkspace> root = makeWorkspace();
-  ASSERT_NE(root, nullptr);
+  auto root = std::make_unique<testing::ScratchDir>();
+  ASSERT_FALSE(root->path().empty());
   std::unique_ptr<LibraryWorkspace> inside = makeWorkspace(root->path());
   ASSERT_NE(inside, nullptr);
   EXPECT_EQ(inside->path().rfind(root->path() + "/pyfleet-", 0), 0u) << inside->path();
@@ -100,7 +122,7 @@ TEST(LibraryCopyTest, FileIsUnlinkedRightAfterLoad) {
   ASSERT_TRUE(image.ok()) << image.status();
   absl::StatusOr<void*> handle = ws->loadImage("libz-unlink-test.so", image->image);
   ASSERT_TRUE(handle.ok()) << handle.status();
-  EXPECT_THAT(listDir(ws->path()), IsEmpty());
+  EXPECT_FALSE(exists(ws->path()));
   EXPECT_NE(symbolOrFail(*handle, "zlibVersion"), nullptr);
   // dlopen of the same path string finds the loaded copy, though the file is gone.
   const std::string path = ws->pathOf("libz-unlink-test.so");
@@ -134,7 +156,7 @@ TEST(LibraryCopyTest, NeededNameMatchesUnlinkedLoadedCopy) {
   auto call = reinterpret_cast<PyFn>(symbolOrFail(*b_handle, "fake_plain_extension_python"));
   ASSERT_NE(call, nullptr);
   EXPECT_EQ(call(), symbolOrFail(*a, "pyfleet_fake_interpreter_marker"));
-  EXPECT_THAT(listDir(ws->path()), IsEmpty());
+  EXPECT_FALSE(exists(ws->path()));
 }
 
 TEST(LibraryCopyTest, NeededPathThatWasNeverLoadedFails) {
@@ -148,7 +170,7 @@ TEST(LibraryCopyTest, NeededPathThatWasNeverLoadedFails) {
   absl::StatusOr<void*> handle = ws->loadImage("needs-missing.so", b->image);
   EXPECT_EQ(handle.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(handle.status().message()), HasSubstr("never-loaded.so: cannot open shared object"));
-  EXPECT_THAT(listDir(ws->path()), IsEmpty());  // removed after the failed dlopen too
+  EXPECT_FALSE(exists(ws->path()));  // removed after the failed dlopen too
 }
 
 // Loads two private copies of the fake Python-dependent library (each bound to its own
@@ -198,6 +220,7 @@ TEST(LibraryCopyTest, RejectsBadNamesAndExistingFiles) {
   ASSERT_NE(ws, nullptr);
   EXPECT_EQ(ws->loadImage("../escape.so", "x").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ws->loadImage("", "x").status().code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_EQ(::mkdir(ws->path().c_str(), 0700), 0);
   FILE* f = std::fopen(ws->pathOf("taken.so").c_str(), "w");
   ASSERT_NE(f, nullptr);
   std::fclose(f);
@@ -215,7 +238,7 @@ TEST(LibraryCopyTest, GarbageImageFailsWithDlerrorAndLeavesNoFile) {
   EXPECT_EQ(handle.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(handle.status().message()), HasSubstr("dlopen of " + ws->pathOf("garbage.so")));
   EXPECT_THAT(std::string(handle.status().message()), HasSubstr("invalid ELF header"));
-  EXPECT_THAT(listDir(ws->path()), IsEmpty());
+  EXPECT_FALSE(exists(ws->path()));
 }
 
 }  // namespace

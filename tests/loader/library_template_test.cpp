@@ -130,9 +130,8 @@ TEST(LibraryTemplateTest, LibtorchPythonTemplateCost) {
   const auto t1 = std::chrono::steady_clock::now();
   ASSERT_TRUE(tmpl.ok()) << tmpl.status();
   EXPECT_EQ(tmpl->demoted(), 58);
-  absl::StatusOr<std::unique_ptr<LibraryWorkspace>> ws = LibraryWorkspace::create();
-  ASSERT_TRUE(ws.ok()) << ws.status();
-  const std::string path = (*ws)->pathOf("instance.so");
+  testing::ScratchDir scratch;
+  const std::string path = scratch.pathOf("instance.so");
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
   ASSERT_GE(fd, 0);
   const auto t2 = std::chrono::steady_clock::now();

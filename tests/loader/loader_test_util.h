@@ -8,6 +8,9 @@
 #pragma once
 
 #include <dlfcn.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <fstream>
@@ -56,5 +59,27 @@ inline void* symbolOrFail(void* handle, const char* name) {
   if (sym == nullptr) ADD_FAILURE() << "dlsym(" << name << "): " << ::dlerror();
   return sym;
 }
+
+// A private scratch directory for files a test writes itself (the loader's workspace
+// exists only during its own loads). Removed with everything in it.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    const char* tmp = ::getenv("TMPDIR");
+    std::string pattern = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/pyfleet-test-XXXXXX";
+    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~ScratchDir() {
+    if (!path_.empty()) {
+      ::nftw(path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+             FTW_DEPTH | FTW_PHYS);
+    }
+  }
+  const std::string& path() const { return path_; }
+  std::string pathOf(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
 
 }  // namespace pyfleet::internal::testing
