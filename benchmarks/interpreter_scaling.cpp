@@ -10,6 +10,7 @@
 //
 //   B/bin/pyfleet-bench-interpreters --max_interpreters 4 --repeats 3
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <chrono>
