@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "loader/library_loader.h"
+#include "runtime/archive/archive_abi.h"
 #include "runtime/src/abi_status.h"
 #include "runtime/src/interpreter_core.h"
 
@@ -286,6 +287,15 @@ Obj Interpreter::toObj(const Value& value) {
   PyfleetValue v = internal::ToAbiValue(*core_, value);
   PyfleetObj* out = nullptr;
   ThrowIfError(core_->take(core_->abi()->from_value(core_->interp(), &v, &out)));
+  return Obj(core_, out);
+}
+
+Obj Interpreter::packageImporter(const Package& package) {
+  PyfleetArchive archive = internal::MakeArchiveAbi(package.archive());  // holds one reference
+  PyfleetObj* out = nullptr;
+  PyfleetStatus* status = core_->abi()->make_package_importer(core_->interp(), &archive, &out);
+  archive.release(archive.ctx);  // the importer retained its own
+  ThrowIfError(core_->take(status));
   return Obj(core_, out);
 }
 

@@ -25,6 +25,7 @@
 
 #include "pyfleet/error.h"
 #include "pyfleet/export.h"
+#include "pyfleet/package.h"
 
 namespace pyfleet {
 
@@ -205,6 +206,10 @@ class PYFLEET_API Interpreter {
   Obj global(std::string_view module, std::string_view name);
   // A Python object for `value` (a tensor is wrapped without a copy).
   Obj toObj(const Value& value);
+  // A PackageImporter (the C++ importer, used like torch.package.PackageImporter) over
+  // `package` in this interpreter. Storages it loads alias the package's one mapping;
+  // see Note [Shared weights and in-place writes] in package.h.
+  Obj packageImporter(const Package& package);
   // Forgets the calling thread's persistent thread state for this interpreter; call it
   // from a thread about to exit after using the interpreter.
   void detachThread();

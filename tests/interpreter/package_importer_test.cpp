@@ -1,0 +1,104 @@
+// The C++ PackageImporter inside pyfleet interpreters, over a pyfleet::Package that
+// the host opened once: shared weights, modules, typed errors. Pool of 2 interpreters.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "tests/interpreter/interpreter_test_env.h"
+
+namespace pyfleet {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::InterpreterPool;
+
+Interpreter& I(int i) { return InterpreterPool::Get().at(i); }
+std::string Fixture(const std::string& name) { return std::string(PYFLEET_FIXTURES_DIR) + "/" + name; }
+
+TEST(PackageImporterInInterpreterTest, ImportedModuleRunsInEachInterpreter) {
+  Package package = Package::open(Fixture("small.pt"));
+  for (int i = 0; i < 2; ++i) {
+    Obj importer = I(i).packageImporter(package);
+    Obj maths = importer.attr("import_module")({"pf_demo.util.maths"});
+    EXPECT_EQ(maths.attr("cube")({3}).toInt(), 27);
+    EXPECT_THAT(maths.attr("__name__").toString(), HasSubstr(">.pf_demo.util.maths"));  // <torch_package_N>
+  }
+}
+
+TEST(PackageImporterInInterpreterTest, WeightsLoadedInTwoInterpretersShareOneStorage) {
+  Package package = Package::open(Fixture("small.pt"));
+  at::Tensor a[2];
+  for (int i = 0; i < 2; ++i) {
+    Obj tensors = I(i).packageImporter(package).attr("load_pickle")({"pf_demo.data", "tensors.pkl"});
+    a[i] = tensors.item({"a"}).toTensor();
+  }
+  EXPECT_TRUE(at::equal(a[0], at::arange(16.0)));
+  EXPECT_EQ(a[0].data_ptr(), a[1].data_ptr());  // one mapping, no copy per interpreter
+}
+
+TEST(PackageImporterInInterpreterTest, CopyStoragesGivesAPrivateCopy) {
+  Package package = Package::open(Fixture("small.pt"));
+  Obj importer = I(0).packageImporter(package);
+  at::Tensor shared = importer.attr("load_pickle")({"pf_demo.data", "tensors.pkl"}).item({"a"}).toTensor();
+  at::Tensor copied = importer.attr("load_pickle")({"pf_demo.data", "tensors.pkl"}, {{"copy_storages", true}})
+                          .item({"a"})
+                          .toTensor();
+  EXPECT_NE(copied.data_ptr(), shared.data_ptr());
+  EXPECT_TRUE(at::equal(copied, shared));
+}
+
+TEST(PackageImporterInInterpreterTest, ReadingTextAndMissingRecords) {
+  Package package = Package::open(Fixture("small.pt"));
+  Obj importer = I(1).packageImporter(package);
+  EXPECT_FALSE(importer.attr("load_text")({"pf_demo.data", "hello.txt"}).toString().empty());
+  try {
+    importer.attr("load_binary")({"pf_demo.data", "no_such_record.bin"});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_THAT(std::string(e.status().message()), HasSubstr("no_such_record.bin"));
+    EXPECT_FALSE(e.pythonType().empty());
+  }
+  EXPECT_EQ(I(1).eval("1 + 1").toInt(), 2);
+}
+
+TEST(PackageImporterInInterpreterTest, CorruptArchivesAreTypedErrorsNamingTheFile) {
+  for (const char* name : {"truncated_half.pt", "not_a_zip.pt", "empty_file.pt", "record_dotdot.pt"}) {
+    const std::string path = Fixture(std::string("broken/") + name);
+    try {
+      Package::open(path);
+      ADD_FAILURE() << name << " opened";
+    } catch (const Error& e) {
+      EXPECT_NE(e.status().code(), absl::StatusCode::kOk);
+      EXPECT_THAT(std::string(e.status().message()), HasSubstr(name)) << e.what();
+    }
+  }
+  try {
+    Package::open(Fixture("does_not_exist.pt"));
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kNotFound) << e.what();
+  }
+}
+
+TEST(PackageImporterInInterpreterTest, CrcMismatchSurfacesWhenTheRecordIsRead) {
+  Package package = Package::open(Fixture("broken/crc_mismatch_storage.pt"));
+  try {
+    I(0).packageImporter(package).attr("load_pickle")({"pf_demo.data", "tensors.pkl"});
+    FAIL() << "expected a CRC error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("crc_mismatch_storage.pt"));
+  }
+  EXPECT_EQ(I(0).eval("2 * 21").toInt(), 42);
+}
+
+}  // namespace
+}  // namespace pyfleet
+
+int main(int argc, char** argv) {
+  testing::InitGoogleTest(&argc, argv);
+  pyfleet::testing::InterpreterPool::Install(2);
+  return RUN_ALL_TESTS();
+}
