@@ -1,8 +1,8 @@
 // File: interpreter_scaling.cpp
 //
 // pyfleet-bench-interpreters: prints what isolated interpreters buy on this machine.
-//   1. Start-up: time and RSS to create an interpreter and to import torch in it, for
-//      the first and each later interpreter.
+//   1. Start-up: time, RSS and PSS to create an interpreter and to import torch in it,
+//      for the first and each later interpreter (MB added to the whole process).
 //   2. Scaling: "N interpreters doing N x the work / one interpreter doing 1 x" for a
 //      pure-Python loop and a small-op torch model, beside N threads sharing ONE
 //      interpreter (one GIL). Ideal: 1.0 for own interpreters (with N <= cores) and N for
@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -35,14 +36,21 @@ double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-long RssKb() {
-  std::ifstream f("/proc/self/status");
+// A "Field:   123 kB" value of a /proc/self file, in kB.
+long ProcKb(const char* file, const char* field) {
+  std::ifstream f(file);
   std::string line;
+  const size_t n = std::strlen(field);
   while (std::getline(f, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    if (line.compare(0, n, field) == 0) return std::stol(line.substr(n));
   }
   return -1;
 }
+// VmRSS counts a page once per mapping of it; Pss counts memory really added (a page
+// mapped by k interpreters' copies counts 1/k each), which is what library copies that
+// share the original file's pages save.
+long RssKb() { return ProcKb("/proc/self/status", "VmRSS:"); }
+long PssKb() { return ProcKb("/proc/self/smaps_rollup", "Pss:"); }
 
 constexpr char kWorkload[] = R"(
 import torch
@@ -92,22 +100,25 @@ int main(int argc, char** argv) {
   auto libs = pyfleet::NativeLibraries::create();
   std::vector<std::unique_ptr<pyfleet::Interpreter>> pool;
   std::printf("\n== start-up (RSS of the whole process) ==\n");
-  std::printf("%-6s %12s %12s %16s %16s\n", "interp", "create_s", "create_MB", "import_torch_s", "import_torch_MB");
+  std::printf("%-6s %10s %10s %10s %15s %15s %15s\n", "interp", "create_s", "create_MB", "create_PSS",
+              "import_torch_s", "import_torch_MB", "import_tor_PSS");
   for (int i = 0; i < max_n; ++i) {
-    long r0 = RssKb();
+    long r0 = RssKb(), p0 = PssKb();
     double t0 = Now();
     pool.push_back(pyfleet::Interpreter::create(libs));
     double t1 = Now();
-    long r1 = RssKb();
+    long r1 = RssKb(), p1 = PssKb();
     pool.back()->run("import torch\n");
     double t2 = Now();
-    long r2 = RssKb();
-    std::printf("%-6d %12.3f %12.1f %16.3f %16.1f\n", i, t1 - t0, (r1 - r0) / 1024.0, t2 - t1, (r2 - r1) / 1024.0);
+    long r2 = RssKb(), p2 = PssKb();
+    std::printf("%-6d %10.3f %10.1f %10.1f %15.3f %15.1f %15.1f\n", i, t1 - t0, (r1 - r0) / 1024.0,
+                (p1 - p0) / 1024.0, t2 - t1, (r2 - r1) / 1024.0, (p2 - p1) / 1024.0);
     pool.back()->run(kWorkload);
   }
   auto stats = libs->stats();
-  std::printf("templates built: %d in %.3f s; library copies loaded: %d in %.3f s\n", stats.templates_built,
-              stats.template_seconds, stats.copies_loaded, stats.copy_seconds);
+  std::printf("templates built: %d in %.3f s; library copies loaded: %d in %.3f s; %.1f MB of their code shared\n",
+              stats.templates_built, stats.template_seconds, stats.copies_loaded, stats.copy_seconds,
+              stats.shared_bytes / 1048576.0);
 
   std::printf("\n== scaling: wall time of N units of work / wall time of 1 unit ==\n");
   std::printf("%-12s %3s %14s %14s %18s %18s\n", "workload", "N", "1 interp (s)", "N interps (s)",

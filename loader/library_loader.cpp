@@ -21,6 +21,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "loader/elf_file.h"
+#include "loader/segment_sharing.h"
 #include "loader/status_macros.h"
 
 namespace pyfleet::internal {
@@ -36,6 +37,9 @@ struct LibraryLoader::DependencyRef {
 struct LibraryLoader::BuiltTemplate {
   LibraryTemplate tmpl;
   std::vector<DependencyRef> dependencies;
+  std::string source_path;
+  // See Note [Sharing read-only segments with the original file].
+  std::vector<SharedSegment> shared_segments;
 };
 
 // One template, built once by whichever thread asks first. Once `built` is set it is
@@ -168,10 +172,29 @@ LibraryLoader::Stats LibraryLoader::stats() const {
   return stats_;
 }
 
-void LibraryLoader::addCopyTime(double seconds) {
+void LibraryLoader::addCopyTime(double seconds, uint64_t shared_bytes) {
   absl::MutexLock lock(&mu_);
   ++stats_.copies_loaded;
   stats_.copy_seconds += seconds;
+  stats_.shared_bytes += shared_bytes;
+}
+
+std::vector<SharedSegment> LibraryLoader::interpreterLibrarySegments(const std::string& path) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = interpreter_segments_.find(path);
+    if (it != interpreter_segments_.end()) return it->second;
+  }
+  std::vector<SharedSegment> segments;
+  absl::StatusOr<MappedFile> file = MappedFile::open(path);
+  if (file.ok()) {
+    absl::StatusOr<ElfFile> elf = ElfFile::parse(file->bytes(), path);
+    // A plain copy: every read-only segment is identical to the original.
+    if (elf.ok()) segments = findShareableSegments(*elf, file->bytes(), {}, 0);
+  }
+  absl::MutexLock lock(&mu_);
+  interpreter_segments_[path] = segments;
+  return segments;
 }
 
 absl::StatusOr<void*> LibraryLoader::loadInterpreterLibrary(const std::string& path, int index) {
@@ -194,7 +217,8 @@ absl::StatusOr<void*> LibraryLoader::loadInterpreterLibrary(const std::string& p
     return handle.status();
   }
   slot->handle = *handle;
-  addCopyTime(secondsSince(start));
+  absl::StatusOr<uint64_t> shared = shareSegments(*handle, path, interpreterLibrarySegments(path));
+  addCopyTime(secondsSince(start), shared.ok() ? *shared : 0);
   return *handle;
 }
 
@@ -291,7 +315,9 @@ absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
   bytes.append(file.bytes().data(), file.bytes().size());
   PYFLEET_ASSIGN_OR_RETURN(LibraryTemplate tmpl,
                            LibraryTemplate::create(std::move(bytes), path, edits));
-  return BuiltTemplate{std::move(tmpl), std::move(dependencies)};
+  std::vector<SharedSegment> shared = findShareableSegments(
+      elf, tmpl.image(), tmpl.placeholderOffsets(), LibraryTemplate::kIdPlaceholder.size());
+  return BuiltTemplate{std::move(tmpl), std::move(dependencies), path, std::move(shared)};
 }
 
 absl::StatusOr<const LibraryLoader::BuiltTemplate*> LibraryLoader::templateFor(
@@ -317,8 +343,9 @@ absl::StatusOr<const LibraryLoader::BuiltTemplate*> LibraryLoader::templateFor(
   return slot->built.get();
 }
 
-absl::StatusOr<void*> LibraryLoader::loadCopy(const LibraryTemplate& source, int index,
+absl::StatusOr<void*> LibraryLoader::loadCopy(const BuiltTemplate& built, int index,
                                               const std::string& name_template) {
+  const LibraryTemplate& source = built.tmpl;
   const auto start = std::chrono::steady_clock::now();
   PYFLEET_ASSIGN_OR_RETURN(std::string name, LibraryTemplate::withId(name_template, index));
   // Straight from the template into the file: no per-copy image in memory.
@@ -328,7 +355,9 @@ absl::StatusOr<void*> LibraryLoader::loadCopy(const LibraryTemplate& source, int
       return writeFileAt(fd, bytes, offset, path);
     });
   }));
-  addCopyTime(secondsSince(start));
+  // A copy that keeps its own pages is still correct, so a failure only costs memory.
+  absl::StatusOr<uint64_t> shared = shareSegments(handle, built.source_path, built.shared_segments);
+  addCopyTime(secondsSince(start), shared.ok() ? *shared : 0);
   return handle;
 }
 
@@ -350,7 +379,7 @@ absl::Status LibraryLoader::ensureDependency(InterpreterSlot& slot, int index,
   }
   visiting.pop_back();
   // Its DT_NEEDED on the interpreter copy and on the copies above match them by name.
-  PYFLEET_ASSIGN_OR_RETURN(void* handle, loadCopy(built->tmpl, index, dependency.info.copy_name));
+  PYFLEET_ASSIGN_OR_RETURN(void* handle, loadCopy(*built, index, dependency.info.copy_name));
   slot.dependencies[ordinal] = handle;
   return absl::OkStatus();
 }
@@ -378,7 +407,7 @@ absl::StatusOr<void*> LibraryLoader::loadExtension(const std::string& path, int 
     serial = next_extension_serial_++;
   }
   // No loader lock is held while the extension's constructors run.
-  return loadCopy(built->tmpl, index,
+  return loadCopy(*built, index,
                   absl::StrFormat("i%s-e%06d-%s", id, serial, baseName(canonical)));
 }
 

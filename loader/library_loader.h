@@ -51,6 +51,7 @@
 #include "absl/synchronization/mutex.h"
 #include "loader/library_copy.h"
 #include "loader/library_template.h"
+#include "loader/segment_sharing.h"
 
 namespace pyfleet::internal {
 
@@ -113,6 +114,9 @@ class LibraryLoader {
     double template_seconds = 0;
     int copies_loaded = 0;
     double copy_seconds = 0;
+    // Bytes of copies' read-only segments that map the original file's pages instead of
+    // their own (Note [Sharing read-only segments with the original file]).
+    uint64_t shared_bytes = 0;
   };
   Stats stats() const;
 
@@ -153,9 +157,11 @@ class LibraryLoader {
   // it has it. Requires slot.mu; `visiting` holds the ordinals being loaded (cycles).
   absl::Status ensureDependency(InterpreterSlot& slot, int index, const DependencyRef& dependency,
                                 std::vector<int>& visiting);
-  absl::StatusOr<void*> loadCopy(const LibraryTemplate& source, int index,
+  absl::StatusOr<void*> loadCopy(const BuiltTemplate& built, int index,
                                  const std::string& name_template);
-  void addCopyTime(double seconds);
+  void addCopyTime(double seconds, uint64_t shared_bytes);
+  // The shareable segments of the interpreter library at `path` (cached).
+  std::vector<SharedSegment> interpreterLibrarySegments(const std::string& path);
 
   std::unique_ptr<LibraryWorkspace> workspace_;
   mutable absl::Mutex mu_;
@@ -167,6 +173,7 @@ class LibraryLoader {
   int next_dependency_ordinal_ ABSL_GUARDED_BY(mu_) = 1;
   int next_extension_serial_ ABSL_GUARDED_BY(mu_) = 1;
   Stats stats_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::vector<SharedSegment>> interpreter_segments_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace pyfleet::internal

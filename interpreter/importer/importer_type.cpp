@@ -341,8 +341,8 @@ PyMethodDef importer_methods[] = {
      "load_text(package, resource, encoding='utf-8', errors='strict') -> str"},
     {"load_pickle", FASTCALL_KW(PackageImporter_load_pickle), METH_FASTCALL | METH_KEYWORDS,
      "load_pickle(package, resource, map_location=None, *, copy_storages=False)\n\n"
-     "Unpickles a resource. Tensor storages alias the archive's shared mapping (no copy)\n"
-     "unless copy_storages=True; see the module docs on in-place mutation."},
+     "Unpickles a resource. Tensor storages alias a private copy-on-write mapping of the\n"
+     "archive made for this load (no bytes copied) unless copy_storages=True."},
     {"id", PackageImporter_id, METH_NOARGS, "id() -> '<torch_package_N>'"},
     {"python_version", PackageImporter_python_version, METH_NOARGS,
      "python_version() -> str or None"},
@@ -441,11 +441,12 @@ PyType_Slot importer_slots[] = {
     {Py_tp_doc, const_cast<char*>(
         "PackageImporter(file_or_buffer, module_allowed=lambda module_name: True)\n\n"
         "Loads code and data written by torch.package.PackageExporter, exactly like\n"
-        "torch.package.PackageImporter (torch 1.13.1), served from one shared mapping of\n"
-        "the archive: tensor storages alias it (zero copy). Writes to a loaded tensor\n"
-        "never reach the file, but are seen by every tensor aliasing the same record in\n"
-        "this process (all interpreters); pass load_pickle(..., copy_storages=True) for\n"
-        "private copies.")},
+        "torch.package.PackageImporter (torch 1.13.1). Tensor storages are not copied:\n"
+        "each load_pickle maps the archive once more (private, copy-on-write) and its\n"
+        "storages alias that mapping. An in-place write to a loaded tensor copies only the\n"
+        "touched page into that load's mapping: other loads, other importers and\n"
+        "interpreters, and the file never see it. load_pickle(..., copy_storages=True)\n"
+        "makes ordinary private copies instead.")},
     {0, nullptr},
 };
 

@@ -51,8 +51,9 @@ TEST(InterpreterTest, EachInterpreterHasItsOwnTorchC) {
     std::string range, perms, offset, dev, inode, path;
     in >> range >> perms >> offset >> dev >> inode;
     std::getline(in, path);
-    if (path.find("-_C.cpython-311") != std::string::npos) torch_c.insert(inode);  // i<ID>-e<n>-_C...
-    if (path.find("libtorch_python") != std::string::npos) torch_python.insert(inode);
+    const bool copy = path.find("/pyfleet-") != std::string::npos;  // in the loader's workspace
+    if (copy && path.find("-_C.cpython-311") != std::string::npos) torch_c.insert(inode);  // i<ID>-e<n>-_C...
+    if (copy && path.find("libtorch_python") != std::string::npos) torch_python.insert(inode);
     if (path.find("libtorch_cpu.so") != std::string::npos) torch_cpu.insert(inode);
   }
   EXPECT_EQ(torch_c.size(), 2u);

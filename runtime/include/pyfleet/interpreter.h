@@ -167,6 +167,9 @@ class PYFLEET_API NativeLibraries {
     double template_seconds = 0;
     int copies_loaded = 0;
     double copy_seconds = 0;
+    // Bytes of library copies' code and read-only data backed by the original files'
+    // shared pages instead of private ones.
+    uint64_t shared_bytes = 0;
   };
   Stats stats() const;
 

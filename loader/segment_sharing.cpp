@@ -1,0 +1,83 @@
+#include "loader/segment_sharing.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <sys/mman.h>  // mremap (_GNU_SOURCE, which g++ defines)
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+
+namespace pyfleet::internal {
+namespace {
+
+uint64_t PageSize() { return static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)); }
+
+}  // namespace
+
+std::vector<SharedSegment> findShareableSegments(const ElfFile& original, absl::string_view copy,
+                                                 absl::Span<const uint64_t> patched_offsets,
+                                                 uint64_t patch_width) {
+  const uint64_t page = PageSize();
+  const absl::string_view source = original.bytes();
+  std::vector<SharedSegment> out;
+  for (const Elf64_Phdr& ph : original.programHeaders()) {
+    if (ph.p_type != PT_LOAD || (ph.p_flags & PF_W) != 0 || ph.p_filesz == 0) continue;
+    if (ph.p_memsz != ph.p_filesz) continue;  // no zero-fill tail in a read-only segment
+    if ((ph.p_offset % page) != (ph.p_vaddr % page)) continue;
+    const uint64_t begin = ph.p_offset - ph.p_offset % page;
+    const uint64_t end = (ph.p_offset + ph.p_filesz + page - 1) / page * page;
+    if (end > source.size() || end > copy.size()) continue;
+    bool patched = false;
+    for (uint64_t p : patched_offsets) {
+      if (p < end && p + patch_width > begin) patched = true;
+    }
+    if (patched || std::memcmp(source.data() + begin, copy.data() + begin, end - begin) != 0) continue;
+    SharedSegment s;
+    s.vaddr = ph.p_vaddr - ph.p_vaddr % page;
+    s.offset = begin;
+    s.length = end - begin;
+    s.prot = PROT_READ | ((ph.p_flags & PF_X) ? PROT_EXEC : 0);
+    out.push_back(s);
+  }
+  return out;
+}
+
+absl::StatusOr<uint64_t> shareSegments(void* handle, const std::string& original_path,
+                                       absl::Span<const SharedSegment> segments) {
+  if (segments.empty()) return 0;
+  struct link_map* map = nullptr;
+  if (::dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) {
+    const char* error = ::dlerror();
+    return absl::InternalError(absl::StrCat("dlinfo of ", original_path, " copy: ", error ? error : "?"));
+  }
+  const int fd = ::open(original_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening ", original_path));
+  absl::Cleanup close_fd = [fd] { ::close(fd); };
+  uint64_t shared = 0;
+  for (const SharedSegment& s : segments) {
+    void* where = reinterpret_cast<void*>(map->l_addr + s.vaddr);
+    // See Note [Sharing read-only segments with the original file]: same bytes, same
+    // protection, other (shared) pages. Map first where the kernel likes, then move the
+    // mapping over the copy's in one step (mremap replaces the destination atomically),
+    // so a failure leaves the copy's own pages in place.
+    void* fresh = ::mmap(nullptr, s.length, s.prot, MAP_PRIVATE, fd, static_cast<off_t>(s.offset));
+    if (fresh == MAP_FAILED) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("mapping ", original_path));
+    }
+    if (::mremap(fresh, s.length, s.length, MREMAP_MAYMOVE | MREMAP_FIXED, where) == MAP_FAILED) {
+      const int error = errno;
+      ::munmap(fresh, s.length);
+      return absl::ErrnoToStatus(error, absl::StrCat("moving ", original_path, " over its copy"));
+    }
+    shared += s.length;
+  }
+  return shared;
+}
+
+}  // namespace pyfleet::internal
