@@ -13,10 +13,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cstring>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +21,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "pyfleet/interpreter.h"
+#include "runtime/tools/process_stats.h"
 
 ABSL_FLAG(int, max_interpreters, 4, "largest N (runs N = 1, 2, 4, ... up to it)");
 ABSL_FLAG(int, repeats, 3, "repetitions per configuration (best is reported)");
@@ -32,25 +30,9 @@ ABSL_FLAG(int, torch_iterations, 3000, "forward passes of the small model per un
 
 namespace {
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// A "Field:   123 kB" value of a /proc/self file, in kB.
-long ProcKb(const char* file, const char* field) {
-  std::ifstream f(file);
-  std::string line;
-  const size_t n = std::strlen(field);
-  while (std::getline(f, line)) {
-    if (line.compare(0, n, field) == 0) return std::stol(line.substr(n));
-  }
-  return -1;
-}
-// VmRSS counts a page once per mapping of it; Pss counts memory really added (a page
-// mapped by k interpreters' copies counts 1/k each), which is what library copies that
-// share the original file's pages save.
-long RssKb() { return ProcKb("/proc/self/status", "VmRSS:"); }
-long PssKb() { return ProcKb("/proc/self/smaps_rollup", "Pss:"); }
+using pyfleet::internal::NowSeconds;
+using pyfleet::internal::PssKb;
+using pyfleet::internal::RssKb;
 
 constexpr char kWorkload[] = R"(
 import torch
@@ -78,10 +60,10 @@ double Measure(std::vector<std::unique_ptr<pyfleet::Interpreter>>& pool, const c
   double best = 1e30;
   for (int r = 0; r < repeats; ++r) {
     std::vector<std::thread> workers;
-    double t0 = Now();
+    double t0 = NowSeconds();
     for (int t = 0; t < threads; ++t) workers.emplace_back([&, t] { fns[t]({k}); });
     for (auto& w : workers) w.join();
-    best = std::min(best, Now() - t0);
+    best = std::min(best, NowSeconds() - t0);
   }
   return best;
 }
@@ -104,12 +86,12 @@ int main(int argc, char** argv) {
               "import_torch_s", "import_torch_MB", "import_tor_PSS");
   for (int i = 0; i < max_n; ++i) {
     long r0 = RssKb(), p0 = PssKb();
-    double t0 = Now();
+    double t0 = NowSeconds();
     pool.push_back(pyfleet::Interpreter::create(libs));
-    double t1 = Now();
+    double t1 = NowSeconds();
     long r1 = RssKb(), p1 = PssKb();
     pool.back()->run("import torch\n");
-    double t2 = Now();
+    double t2 = NowSeconds();
     long r2 = RssKb(), p2 = PssKb();
     std::printf("%-6d %10.3f %10.1f %10.1f %15.3f %15.1f %15.1f\n", i, t1 - t0, (r1 - r0) / 1024.0,
                 (p1 - p0) / 1024.0, t2 - t1, (r2 - r1) / 1024.0, (p2 - p1) / 1024.0);

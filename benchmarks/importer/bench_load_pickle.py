@@ -33,6 +33,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "fixtures"))
 
+from proc_maps import mapped_ranges  # noqa: E402  (tests/fixtures, put on the path above)
+
 
 def importer_class(name):
     if name == "stock":
@@ -53,18 +55,6 @@ def proc_status():
             if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
                 out[key] = int(rest.split()[0])
     return out
-
-
-def mapped_ranges(path):
-    real = os.path.realpath(path)
-    ranges = []
-    with open("/proc/self/maps") as f:
-        for line in f:
-            parts = line.split(maxsplit=5)
-            if len(parts) == 6 and parts[5].strip() == real:
-                lo, hi = (int(x, 16) for x in parts[0].split("-"))
-                ranges.append((lo, hi))
-    return ranges
 
 
 def storage_alias_stats(model, path):

@@ -19,15 +19,6 @@ namespace {
 using Self = PackageImporterObject;
 Self* AsSelf(PyObject* o) { return reinterpret_cast<Self*>(o); }
 
-// hasattr()+getattr(): 1 and *out a new reference, 0 if AttributeError, -1 on error.
-int LookupAttr(PyObject* o, const char* name, PyObject** out) {
-  *out = PyObject_GetAttrString(o, name);
-  if (*out != nullptr) return 1;
-  if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
-  PyErr_Clear();
-  return 0;
-}
-
 // str.rpartition(".")[0] and [2] for a str.
 PyObject* Head(PyObject* name) {  // new reference
   Py_ssize_t n = PyUnicode_GET_LENGTH(name);

@@ -111,6 +111,18 @@ struct PackageImporterObject {
   PathNode* root;               // owned module tree
 };
 
+// --- shared helpers -----------------------------------------------------------------
+// hasattr()+getattr() in one step: 1 and *out a new reference if `o` has attribute
+// `name`; 0 and *out NULL (AttributeError cleared) if not; -1 with the exception set
+// on any other error.
+inline int LookupAttr(PyObject* o, const char* name, PyObject** out) {
+  *out = PyObject_GetAttrString(o, name);
+  if (*out != nullptr) return 1;
+  if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+  PyErr_Clear();
+  return 0;
+}
+
 // --- module.cpp -------------------------------------------------------------------
 extern PyModuleDef pyfleet_module_def;
 // The state of the `pyfleet` module that defined `type` (or a base of it). Borrowed.

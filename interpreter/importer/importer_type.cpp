@@ -242,6 +242,17 @@ bool Ready(Self* self) {
   return false;
 }
 
+// The bytes of `resource` in `package`: torch's
+// self.zip_reader.get_record(self._zipfile_path(package, resource)). New bytes or NULL.
+PyObject* ReadResourceBytes(Self* self, PyObject* package, PyObject* resource) {
+  PyRef path = PyRef::steal(ZipfilePath(self, package, resource));
+  if (!path) return nullptr;
+  Py_ssize_t len;
+  const char* p = PyUnicode_AsUTF8AndSize(path.get(), &len);
+  if (p == nullptr) return nullptr;
+  return ReadRecordBytes(self, std::string_view(p, static_cast<size_t>(len)));
+}
+
 // --- methods ------------------------------------------------------------------------
 
 PyObject* PackageImporter_load_binary(PyObject* op, PyObject* const* args, Py_ssize_t nargs,
@@ -252,12 +263,7 @@ PyObject* PackageImporter_load_binary(PyObject* op, PyObject* const* args, Py_ss
       BindArgs("PackageImporter.load_binary", args, nargs, kwnames, kNames, 2, 2, 2, v) < 0) {
     return nullptr;
   }
-  PyRef path = PyRef::steal(ZipfilePath(AsSelf(op), v[0], v[1]));
-  if (!path) return nullptr;
-  Py_ssize_t len;
-  const char* p = PyUnicode_AsUTF8AndSize(path.get(), &len);
-  if (p == nullptr) return nullptr;
-  return ReadRecordBytes(AsSelf(op), std::string_view(p, static_cast<size_t>(len)));
+  return ReadResourceBytes(AsSelf(op), v[0], v[1]);
 }
 
 PyObject* PackageImporter_load_text(PyObject* op, PyObject* const* args, Py_ssize_t nargs,
@@ -270,12 +276,7 @@ PyObject* PackageImporter_load_text(PyObject* op, PyObject* const* args, Py_ssiz
       BindArgs("PackageImporter.load_text", args, nargs, kwnames, kNames, 4, 4, 2, v) < 0) {
     return nullptr;
   }
-  PyRef path = PyRef::steal(ZipfilePath(AsSelf(op), v[0], v[1]));
-  if (!path) return nullptr;
-  Py_ssize_t len;
-  const char* p = PyUnicode_AsUTF8AndSize(path.get(), &len);
-  if (p == nullptr) return nullptr;
-  PyRef data = PyRef::steal(ReadRecordBytes(AsSelf(op), std::string_view(p, static_cast<size_t>(len))));
+  PyRef data = PyRef::steal(ReadResourceBytes(AsSelf(op), v[0], v[1]));
   if (!data) return nullptr;
   // data.decode(encoding, errors), with bytes.decode's own argument checks.
   return PyObject_CallMethod(data.get(), "decode", "OO", v[2], v[3]);

@@ -147,6 +147,28 @@ bool Unpack(PyObject* t, Py_ssize_t start, Py_ssize_t n, PyObject** out) {
   return true;
 }
 
+// torch.storage.TypedStorage(wrap_storage=untyped, dtype=dtype). New reference or NULL.
+PyObject* NewTypedStorage(ImporterState* st, PyObject* untyped, PyObject* dtype) {
+  PyRef kw = PyRef::steal(Py_BuildValue("{sOsO}", "wrap_storage", untyped, "dtype", dtype));
+  PyRef empty = PyRef::steal(PyTuple_New(0));
+  if (!kw || !empty) return nullptr;
+  return PyObject_Call(st->typed_storage, empty.get(), kw.get());
+}
+
+// func(importer, *args), as reduce_package calls a packaged reducer. New reference or
+// NULL.
+PyObject* CallWithImporter(PyObject* func, PyObject* importer, PyObject* args) {
+  PyRef call_args = PyRef::steal(PySequence_Tuple(args));
+  if (!call_args) return nullptr;
+  PyRef full = PyRef::steal(PyTuple_New(PyTuple_GET_SIZE(call_args.get()) + 1));
+  if (!full) return nullptr;
+  PyTuple_SET_ITEM(full.get(), 0, Py_NewRef(importer));
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(call_args.get()); ++i) {
+    PyTuple_SET_ITEM(full.get(), i + 1, Py_NewRef(PyTuple_GET_ITEM(call_args.get(), i)));
+  }
+  return PyObject_Call(func, full.get(), nullptr);
+}
+
 // torch's load_tensor: a storage for record .data/<key>.storage, restored to
 // `location`, stored in loaded_storages[key]. 0 or -1.
 int LoadTensor(PyObject* self, PyObject* dtype, PyObject* size, PyObject* key, PyObject* location) {
@@ -207,10 +229,7 @@ int LoadTensor(PyObject* self, PyObject* dtype, PyObject* size, PyObject* key, P
     }
     PyRef untyped = PyRef::steal(PyObject_CallMethod(tensor.get(), "_storage", nullptr));
     if (!untyped) return -1;
-    PyRef kw = PyRef::steal(Py_BuildValue("{sOsO}", "wrap_storage", untyped.get(), "dtype", dtype));
-    PyRef empty = PyRef::steal(PyTuple_New(0));
-    if (!kw || !empty) return -1;
-    storage = PyRef::steal(PyObject_Call(st->typed_storage, empty.get(), kw.get()));
+    storage = PyRef::steal(NewTypedStorage(st, untyped.get(), dtype));
   }
   if (!storage) return -1;
   PyRef restored = PyRef::steal(PyObject_CallFunctionObjArgs(x->restore_location, storage.get(), location, nullptr));
@@ -251,10 +270,7 @@ PyObject* Unpickler_persistent_load(PyObject* self, PyObject* saved_id) {
     }
     PyRef untyped = PyRef::steal(PyObject_CallMethod(storage, "untyped", nullptr));
     if (!untyped) return nullptr;
-    PyRef kw = PyRef::steal(Py_BuildValue("{sOsO}", "wrap_storage", untyped.get(), "dtype", dtype.get()));
-    PyRef empty = PyRef::steal(PyTuple_New(0));
-    if (!kw || !empty) return nullptr;
-    return PyObject_Call(st->typed_storage, empty.get(), kw.get());
+    return NewTypedStorage(st, untyped.get(), dtype.get());
   }
   if (PyUnicode_Check(typename_.get()) &&
       PyUnicode_CompareWithASCIIString(typename_.get(), "reduce_package") == 0) {
@@ -262,30 +278,14 @@ PyObject* Unpickler_persistent_load(PyObject* self, PyObject* saved_id) {
     if (n == 2) {  // the BC path: loaded every time
       PyObject* func = PyTuple_GET_ITEM(saved_id, 1);
       PyObject* args = PyTuple_GET_ITEM(saved_id, 2);
-      PyRef call_args = PyRef::steal(PySequence_Tuple(args));
-      if (!call_args) return nullptr;
-      PyRef full = PyRef::steal(PyTuple_New(PyTuple_GET_SIZE(call_args.get()) + 1));
-      if (!full) return nullptr;
-      PyTuple_SET_ITEM(full.get(), 0, Py_NewRef(x->importer));
-      for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(call_args.get()); ++i) {
-        PyTuple_SET_ITEM(full.get(), i + 1, Py_NewRef(PyTuple_GET_ITEM(call_args.get(), i)));
-      }
-      return PyObject_Call(func, full.get(), nullptr);
+      return CallWithImporter(func, x->importer, args);
     }
     PyObject* v[3];  // reduce_id, func, args
     if (!Unpack(saved_id, 1, 3, v)) return nullptr;
     PyObject* cached = PyDict_GetItemWithError(x->loaded_reduces, v[0]);  // borrowed
     if (cached != nullptr) return Py_NewRef(cached);
     if (PyErr_Occurred()) return nullptr;
-    PyRef call_args = PyRef::steal(PySequence_Tuple(v[2]));
-    if (!call_args) return nullptr;
-    PyRef full = PyRef::steal(PyTuple_New(PyTuple_GET_SIZE(call_args.get()) + 1));
-    if (!full) return nullptr;
-    PyTuple_SET_ITEM(full.get(), 0, Py_NewRef(x->importer));
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(call_args.get()); ++i) {
-      PyTuple_SET_ITEM(full.get(), i + 1, Py_NewRef(PyTuple_GET_ITEM(call_args.get(), i)));
-    }
-    PyRef obj = PyRef::steal(PyObject_Call(v[1], full.get(), nullptr));
+    PyRef obj = PyRef::steal(CallWithImporter(v[1], x->importer, v[2]));
     if (!obj || PyDict_SetItem(x->loaded_reduces, v[0], obj.get()) < 0) return nullptr;
     return obj.release();
   }

@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "runtime/tools/python_str_split.h"
+
 namespace pyfleet::internal {
 namespace {
 constexpr std::string_view kSpace = "    ";
@@ -13,25 +15,10 @@ constexpr std::string_view kBranch = "│   ";
 constexpr std::string_view kTee = "├── ";
 constexpr std::string_view kLast = "└── ";
 constexpr std::string_view kRoot = "─── ";
-
-// Splits like Python's str.split(sep): n separators give n + 1 (possibly empty) parts.
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  while (true) {
-    size_t at = s.find(sep, start);
-    if (at == std::string_view::npos) {
-      out.push_back(s.substr(start));
-      return out;
-    }
-    out.push_back(s.substr(start, at - start));
-    start = at + 1;
-  }
-}
 }  // namespace
 
 void DirectoryTree::addFile(std::string_view path) {
-  std::vector<std::string_view> parts = Split(path, '/');
+  std::vector<std::string_view> parts = PythonStrSplit(path, '/');
   Node* dir = &root_;
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     auto it = dir->children.find(parts[i]);
@@ -49,7 +36,7 @@ void DirectoryTree::addFile(std::string_view path) {
 
 bool DirectoryTree::hasFile(std::string_view path) const {
   const Node* node = &root_;
-  std::vector<std::string_view> parts = Split(path, '/');
+  std::vector<std::string_view> parts = PythonStrSplit(path, '/');
   for (std::string_view part : parts) {
     auto it = node->children.find(part);
     if (it == node->children.end()) return false;

@@ -7,26 +7,9 @@
 #include "runtime/tools/glob_group.h"
 
 #include "absl/status/status.h"
+#include "runtime/tools/python_str_split.h"
 
 namespace pyfleet::internal {
-namespace {
-
-// Splits like Python's str.split(sep): n separators give n + 1 (possibly empty) parts.
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  while (true) {
-    size_t at = s.find(sep, start);
-    if (at == std::string_view::npos) {
-      out.push_back(s.substr(start));
-      return out;
-    }
-    out.push_back(s.substr(start, at - start));
-    start = at + 1;
-  }
-}
-
-}  // namespace
 
 bool WildcardMatch(std::string_view glob, std::string_view text) {
   size_t g = 0, t = 0;
@@ -56,7 +39,7 @@ absl::StatusOr<GlobGroup> GlobGroup::Create(std::vector<std::string> include,
     std::vector<Pattern> out;
     for (const std::string& p : patterns) {
       Pattern segments;
-      for (std::string_view seg : Split(p, separator)) segments.emplace_back(seg);
+      for (std::string_view seg : PythonStrSplit(p, separator)) segments.emplace_back(seg);
       for (const std::string& s : segments) {
         if (s != "**" && s.find("**") != std::string::npos) {
           return absl::InvalidArgumentError("** can only appear as an entire path segment");
@@ -92,7 +75,7 @@ bool GlobGroup::matchesPattern(const Pattern& pattern,
 }
 
 bool GlobGroup::matches(std::string_view candidate) const {
-  const std::vector<std::string_view> segments = Split(candidate, separator_);
+  const std::vector<std::string_view> segments = PythonStrSplit(candidate, separator_);
   bool included = false;
   for (const Pattern& p : include_) {
     if (matchesPattern(p, segments)) {

@@ -17,10 +17,8 @@
 #include <ATen/Parallel.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -33,6 +31,7 @@
 #include "absl/strings/str_split.h"
 #include "pyfleet/interpreter.h"
 #include "pyfleet/package.h"
+#include "runtime/tools/process_stats.h"
 
 ABSL_FLAG(std::string, package, "", "torch.package to serve (default: make the embedded ResNet-18 demo)");
 ABSL_FLAG(int, interpreters, 2, "number of interpreters");
@@ -40,19 +39,9 @@ ABSL_FLAG(double, seconds, 3.0, "seconds per throughput measurement");
 
 namespace {
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-long ProcKb(const char* file, const char* field) {
-  std::ifstream f(file);
-  std::string line;
-  const size_t n = std::string(field).size();
-  while (std::getline(f, line)) {
-    if (line.compare(0, n, field) == 0) return std::stol(line.substr(n));
-  }
-  return -1;
-}
+using pyfleet::internal::NowSeconds;
+using pyfleet::internal::PssKb;
+using pyfleet::internal::RssKb;
 
 // Writes the default package with Debian's python3 and the stock exporter.
 std::string MakeDefaultPackage() {
@@ -104,14 +93,14 @@ double Throughput(std::vector<std::unique_ptr<pyfleet::Interpreter>>& pool, cons
                   bool shared, double seconds) {
   std::atomic<long> calls{0};
   std::vector<std::thread> workers;
-  const double t0 = Now();
+  const double t0 = NowSeconds();
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
       pyfleet::Interpreter& interp = *pool[shared ? 0 : t];
       pyfleet::Obj infer = interp.global("__main__", "infer");
       at::Tensor x = interp.global("__main__", "example")({model}).toTensor();
       long n = 0;
-      while (Now() - t0 < seconds) {
+      while (NowSeconds() - t0 < seconds) {
         infer({model, x});
         ++n;
       }
@@ -120,7 +109,7 @@ double Throughput(std::vector<std::unique_ptr<pyfleet::Interpreter>>& pool, cons
     });
   }
   for (auto& w : workers) w.join();
-  return calls.load() / (Now() - t0);
+  return calls.load() / (NowSeconds() - t0);
 }
 
 int Run() {
@@ -132,15 +121,15 @@ int Run() {
   if (made) path = MakeDefaultPackage();
   at::set_num_threads(1);  // parallelism comes from interpreters, not intra-op threads
 
-  const double t_open = Now();
+  const double t_open = NowSeconds();
   pyfleet::Package package = pyfleet::Package::open(path);
   std::printf("package %s: %zu records, opened once in %.3f s\n", path.c_str(), package.recordCount(),
-              Now() - t_open);
+              NowSeconds() - t_open);
   auto libs = pyfleet::NativeLibraries::create();
   std::vector<std::unique_ptr<pyfleet::Interpreter>> pool(n);
   std::vector<std::thread> starters;
   std::vector<std::string> errors(n);
-  const double t_start = Now();
+  const double t_start = NowSeconds();
   for (int i = 0; i < n; ++i) {
     starters.emplace_back([&, i] {
       try {
@@ -158,8 +147,7 @@ int Run() {
     if (!errors[i].empty()) throw pyfleet::Error(absl::InternalError(absl::StrCat("interpreter ", i, ": ", errors[i])));
   }
   std::printf("%d interpreters started and loaded the model in %.2f s (RSS %.0f MB, PSS %.0f MB)\n", n,
-              Now() - t_start, ProcKb("/proc/self/status", "VmRSS:") / 1024.0,
-              ProcKb("/proc/self/smaps_rollup", "Pss:") / 1024.0);
+              NowSeconds() - t_start, RssKb() / 1024.0, PssKb() / 1024.0);
 
   // Same weights memory, same answers.
   std::vector<std::string> models = absl::StrSplit(pool[0]->global("__main__", "names")().toString(), ',');

@@ -1,10 +1,10 @@
 """load_pickle: tensors and storages, packaged classes, reduce_package, map_location, errors."""
-import os
 
 import pytest
 import torch
 
 import fixture_spec as spec
+from proc_maps import mapped_ranges
 from conftest import STOCK
 from differ import (assert_same_outcome, assert_same_storage_sharing, assert_same_value,
                     outcome)
@@ -164,14 +164,7 @@ def test_pyfleet_storages_alias_the_archive_mapping(features):
 
     imp = pyfleet_importer_class()(features)
     tensors = imp.load_pickle("pf_demo.data", "tensors.pkl")
-    ranges = []
-    real = os.path.realpath(features)
-    with open("/proc/self/maps") as f:
-        for line in f:
-            parts = line.split(maxsplit=5)
-            if len(parts) == 6 and parts[5].strip() == real:
-                lo, hi = (int(x, 16) for x in parts[0].split("-"))
-                ranges.append((lo, hi))
+    ranges = mapped_ranges(features)
     assert ranges, f"{features} is not mapped in this process"
     ptr = tensors["f32"].storage().data_ptr()
     assert any(lo <= ptr < hi for lo, hi in ranges), "storage bytes were copied out of the archive"

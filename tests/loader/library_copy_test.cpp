@@ -3,7 +3,6 @@
 // (Note [DT_NEEDED matches loaded objects by name]).
 #include "loader/library_copy.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -22,6 +21,7 @@ namespace pyfleet::internal {
 namespace {
 
 using ::pyfleet::internal::testing::kLibz;
+using ::pyfleet::internal::testing::listDir;
 using ::pyfleet::internal::testing::readTestFile;
 using ::pyfleet::internal::testing::symbolOrFail;
 using ::testing::HasSubstr;
@@ -30,18 +30,6 @@ using ::testing::IsEmpty;
 bool exists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;
-}
-
-std::vector<std::string> listDir(const std::string& dir) {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return names;
-  while (dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(d);
-  return names;
 }
 
 std::unique_ptr<LibraryWorkspace> makeWorkspace(const std::string& root = "") {

@@ -4,7 +4,6 @@
 // extension modules (fake_extension, fake_extension2, fake_plain_extension).
 #include "loader/library_loader.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,23 +21,12 @@
 namespace pyfleet::internal {
 namespace {
 
+using ::pyfleet::internal::testing::listDir;
 using ::pyfleet::internal::testing::symbolOrFail;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 using PointerFn = void* (*)();
-
-std::vector<std::string> listDir(const std::string& dir) {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return names;
-  while (dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(d);
-  return names;
-}
 
 void* call(void* handle, const char* function) {
   auto fn = reinterpret_cast<PointerFn>(symbolOrFail(handle, function));

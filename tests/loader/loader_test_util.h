@@ -1,12 +1,13 @@
 // File: loader_test_util.h
 //
-// Shared helpers for tests/loader: paths of the real Debian libraries the tests use and
-// small byte-level helpers for building malformed inputs.
+// Shared helpers for tests/loader: paths of the real Debian libraries the tests use,
+// small byte-level helpers for building malformed inputs, and file-system helpers.
 //
 //   std::string bytes = readTestFile(kLibz);
 //   putAt(bytes, 0, header);  // overwrite a struct in an image
 #pragma once
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <ftw.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -58,6 +60,20 @@ inline void* symbolOrFail(void* handle, const char* name) {
   void* sym = ::dlsym(handle, name);
   if (sym == nullptr) ADD_FAILURE() << "dlsym(" << name << "): " << ::dlerror();
   return sym;
+}
+
+// The names in directory `dir` (not "." and ".."), in readdir order; empty if it
+// cannot be opened.
+inline std::vector<std::string> listDir(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(d);
+  return names;
 }
 
 // A private scratch directory for files a test writes itself (the loader's workspace
