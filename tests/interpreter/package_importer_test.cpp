@@ -6,6 +6,8 @@
 #include <ATen/ATen.h>
 
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/interpreter/interpreter_test_env.h"
 
@@ -37,6 +39,30 @@ TEST(PackageImporterInInterpreterTest, WeightsLoadedInTwoInterpretersShareOneSto
   }
   EXPECT_TRUE(at::equal(a[0], at::arange(16.0)));
   EXPECT_EQ(a[0].data_ptr(), a[1].data_ptr());  // one mapping, no copy per interpreter
+}
+
+// The one archive serves both interpreters' loads at the same time.
+TEST(PackageImporterInInterpreterTest, ConcurrentLoadsFromOnePackageAgree) {
+  Package package = Package::open(Fixture("small.pt"));
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        Obj load = I(i).packageImporter(package).attr("load_pickle");
+        for (int k = 0; k < 200; ++k) {
+          at::Tensor b = load({"pf_demo.data", "tensors.pkl"}).item({"b"}).toTensor();
+          if (!at::equal(b, at::ones({3, 3}))) errors[i] = "wrong tensor at load " + std::to_string(k);
+        }
+        I(i).detachThread();
+      } catch (const Error& e) {
+        errors[i] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_TRUE(errors[0].empty()) << errors[0];
+  EXPECT_TRUE(errors[1].empty()) << errors[1];
 }
 
 TEST(PackageImporterInInterpreterTest, CopyStoragesGivesAPrivateCopy) {
