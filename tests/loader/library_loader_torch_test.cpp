@@ -59,6 +59,9 @@ TEST(LibraryLoaderTorchTest, TorchExtensionGetsPrivateLibtorchPythonPerInterpret
   const LibraryLoader::Stats after = loader.stats();
   EXPECT_EQ(after.templates_built - before.templates_built, 2);  // torch._C + libtorch_python
   EXPECT_EQ(after.copies_loaded - before.copies_loaded, 4);      // both, per interpreter
+  // Their code and read-only data run on the original files' pages: libtorch_python's
+  // alone are ~11 MB per copy (Note [Sharing read-only segments with the original file]).
+  EXPECT_GT(after.shared_bytes - before.shared_bytes, uint64_t{2 * 10} << 20);
 
   // Each interpreter has its own torch._C and libtorch_python ...
   void* init0 = symbolOrFail(ext[0], "PyInit__C");
