@@ -65,6 +65,22 @@ TEST(PackageImporterInInterpreterTest, ConcurrentLoadsFromOnePackageAgree) {
   EXPECT_TRUE(errors[1].empty()) << errors[1];
 }
 
+// Note [Shared weights and in-place writes]: a write through a loaded weight is seen by
+// later loads of the same Package in every interpreter, and never by the file.
+TEST(PackageImporterInInterpreterTest, InPlaceWriteIsSharedByThePackageButNeverReachesTheFile) {
+  Package package = Package::open(Fixture("small.pt"));
+  Obj load0 = I(0).packageImporter(package).attr("load_pickle");
+  I(0).eval("lambda d: d['a'].add_(100)")({load0({"pf_demo.data", "tensors.pkl"})});
+  at::Tensor seen = I(1).packageImporter(package).attr("load_pickle")({"pf_demo.data", "tensors.pkl"})
+                        .item({"a"})
+                        .toTensor();
+  EXPECT_TRUE(at::equal(seen, at::arange(16.0) + 100));
+  Package fresh = Package::open(Fixture("small.pt"));  // a new mapping reads the file
+  at::Tensor original =
+      I(1).packageImporter(fresh).attr("load_pickle")({"pf_demo.data", "tensors.pkl"}).item({"a"}).toTensor();
+  EXPECT_TRUE(at::equal(original, at::arange(16.0)));
+}
+
 TEST(PackageImporterInInterpreterTest, CopyStoragesGivesAPrivateCopy) {
   Package package = Package::open(Fixture("small.pt"));
   Obj importer = I(0).packageImporter(package);
