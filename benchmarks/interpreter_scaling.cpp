@@ -5,12 +5,18 @@
 //      for the first and each later interpreter (MB added to the whole process).
 //   2. Scaling: "N interpreters doing N x the work / one interpreter doing 1 x" for a
 //      pure-Python loop and a small-op torch model, beside N threads sharing ONE
-//      interpreter (one GIL). Ideal: 1.0 for own interpreters (with N <= cores) and N for
-//      a shared one. Measured side by side in one run, best of --repeats.
+//      interpreter (one GIL), and beside the same work in N separate python3 processes
+//      (what the machine itself allows right now). Ideal: 1.0 for own interpreters (with
+//      N <= cores), like processes, and N for a shared one. Measured side by side in one
+//      run, best of --repeats.
 //
 //   B/bin/pyfleet-bench-interpreters --max_interpreters 4 --repeats 3
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -68,6 +74,67 @@ double Measure(std::vector<std::unique_ptr<pyfleet::Interpreter>>& pool, const c
   return best;
 }
 
+// The reference a serving process would otherwise use: N separate python3 processes.
+// Each child runs kWorkload, then, per line "fn k" on stdin, runs fn(k) and prints its
+// seconds; all children get their line at once. Returns the wall time of one unit of
+// work in each of N processes, best of `repeats`; -1 if python3 fails.
+double MeasureProcesses(const char* fn, int k, int n, int repeats) {
+  std::string child = std::string(kWorkload) +
+                      "import sys, time\n"
+                      "for line in sys.stdin:\n"
+                      "    name, k = line.split()\n"
+                      "    t = time.perf_counter(); globals()[name](int(k))\n"
+                      "    print(time.perf_counter() - t, flush=True)\n";
+  struct Child {
+    FILE* in = nullptr;
+    FILE* out = nullptr;
+    pid_t pid = -1;
+  };
+  std::vector<Child> children(n);
+  for (Child& c : children) {
+    // Close-on-exec, so no child inherits another child's pipe (it would never see EOF);
+    // dup2 below clears the flag on the child's own stdin/stdout.
+    int to_child[2], from_child[2];
+    if (pipe2(to_child, O_CLOEXEC) != 0 || pipe2(from_child, O_CLOEXEC) != 0) return -1;
+    c.pid = fork();
+    if (c.pid == 0) {  // only exec below: safe in a multi-threaded parent
+      dup2(to_child[0], 0);
+      dup2(from_child[1], 1);
+      close(to_child[1]);
+      close(from_child[0]);
+      execl(PYFLEET_PYTHON, PYFLEET_PYTHON, "-c", child.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    c.in = fdopen(to_child[1], "w");
+    c.out = fdopen(from_child[0], "r");
+  }
+  // Warm-up round (the children import torch first), then timed rounds: the wall time
+  // from sending the work to the last answer, as Measure() times threads.
+  double best = 1e30;
+  for (int r = 0; r <= repeats; ++r) {
+    const double t0 = NowSeconds();
+    for (Child& c : children) {
+      std::fprintf(c.in, "%s %d\n", fn, k);
+      std::fflush(c.in);
+    }
+    bool ok = true;
+    for (Child& c : children) {
+      double seconds = -1;
+      ok &= std::fscanf(c.out, "%lf", &seconds) == 1;
+    }
+    if (!ok) best = -1;
+    if (r > 0 && best >= 0) best = std::min(best, NowSeconds() - t0);
+  }
+  for (Child& c : children) {
+    std::fclose(c.in);
+    std::fclose(c.out);
+    waitpid(c.pid, nullptr, 0);
+  }
+  return best;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,8 +170,8 @@ int main(int argc, char** argv) {
               stats.shared_bytes / 1048576.0);
 
   std::printf("\n== scaling: wall time of N units of work / wall time of 1 unit ==\n");
-  std::printf("%-12s %3s %14s %14s %18s %18s\n", "workload", "N", "1 interp (s)", "N interps (s)",
-              "ratio own interps", "ratio ONE interp");
+  std::printf("%-12s %3s %14s %14s %18s %18s %18s\n", "workload", "N", "1 interp (s)", "N interps (s)",
+              "ratio own interps", "ratio ONE interp", "ratio N processes");
   struct Work {
     const char* fn;
     int k;
@@ -114,10 +181,14 @@ int main(int argc, char** argv) {
       double one = Measure(pool, w.fn, w.k, 1, false, repeats);
       double own = Measure(pool, w.fn, w.k, n, false, repeats);
       double shared = Measure(pool, w.fn, w.k, n, true, repeats);
-      std::printf("%-12s %3d %14.3f %14.3f %18.2f %18.2f\n", w.fn, n, one, own, own / one, shared / one);
+      // Same work in separate python3 processes, right after: the machine's own ratio.
+      double process_one = MeasureProcesses(w.fn, w.k, 1, repeats);
+      double process_n = MeasureProcesses(w.fn, w.k, n, repeats);
+      std::printf("%-12s %3d %14.3f %14.3f %18.2f %18.2f %18.2f\n", w.fn, n, one, own, own / one, shared / one,
+                  process_one > 0 && process_n > 0 ? process_n / process_one : -1.0);
     }
   }
-  std::printf("\nideal: own interpreters %.2f for N <= %u cores (N/cores beyond); ONE interpreter ~N (one GIL)\n",
+  std::printf("\nideal: own interpreters %.2f for N <= %u cores (N/cores beyond), like N processes; ONE interpreter ~N (one GIL)\n",
               1.0, std::thread::hardware_concurrency());
   for (auto& p : pool) p.release();  // interpreters live until exit (ARCHITECTURE.md §11)
   return 0;
