@@ -33,6 +33,7 @@ ABSL_FLAG(int, max_interpreters, 4, "largest N (runs N = 1, 2, 4, ... up to it)"
 ABSL_FLAG(int, repeats, 3, "repetitions per configuration (best is reported)");
 ABSL_FLAG(int, py_iterations, 2000000, "iterations of the pure-Python loop per unit of work");
 ABSL_FLAG(int, torch_iterations, 3000, "forward passes of the small model per unit of work");
+ABSL_FLAG(int, host_calls, 20000, "host-driven calls per thread for the per-call overhead figure");
 
 namespace {
 
@@ -188,6 +189,27 @@ int main(int argc, char** argv) {
                   process_one > 0 && process_n > 0 ? process_n / process_one : -1.0);
     }
   }
+  // Per-call cost of driving an interpreter from C++: GIL taken with the thread's
+  // persistent thread state, a host tensor wrapped without a copy, the result unwrapped.
+  std::printf("\n== host-driven calls: f(t) -> t from C++, %d calls per thread ==\n", absl::GetFlag(FLAGS_host_calls));
+  for (int n = 1; n <= std::min(max_n, 2); ++n) {
+    std::vector<std::thread> workers;
+    const int calls = absl::GetFlag(FLAGS_host_calls);
+    const double t0 = NowSeconds();
+    for (int t = 0; t < n; ++t) {
+      workers.emplace_back([&, t] {
+        pyfleet::Obj identity = pool[t]->eval("lambda t: t");
+        at::Tensor x = at::ones({8});
+        for (int c = 0; c < calls; ++c) identity({x}).toTensor();
+        pool[t]->detachThread();
+      });
+    }
+    for (auto& w : workers) w.join();
+    const double wall = NowSeconds() - t0;
+    std::printf("%d thread(s) on own interpreters: %.2f us per call per thread, %.0f calls/s in all\n", n,
+                1e6 * wall / calls, n * calls / wall);
+  }
+
   std::printf("\nideal: own interpreters %.2f for N <= %u cores (N/cores beyond), like N processes; ONE interpreter ~N (one GIL)\n",
               1.0, std::thread::hardware_concurrency());
   for (auto& p : pool) p.release();  // interpreters live until exit (ARCHITECTURE.md §11)

@@ -23,6 +23,10 @@ struct PyfleetInterp {
   PyfleetExtensionLoader extension_loader{};
   std::string library_path;  // this copy, as the host dlopen'ed it
   void* torch_python = nullptr;  // a dlopen handle whose scope holds libtorch_python
+  // Symbols of this interpreter's libtorch_python, resolved once (tensor_bridge.cpp);
+  // read and written under the GIL. dlsym per call would take the dynamic linker's lock.
+  void* thp_variable_wrap = nullptr;
+  void* thp_variable_class = nullptr;  // PyObject** THPVariableClass
   std::atomic<bool> finalized{false};
 };
 

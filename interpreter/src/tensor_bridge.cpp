@@ -49,8 +49,11 @@ PyObject* WrapOnce(WrapFn wrap, const at::Tensor& t) { return wrap(t); }
 }  // namespace
 
 PyObject* WrapTensor(PyfleetInterp* interp, void* impl) {
-  auto wrap = reinterpret_cast<WrapFn>(TorchSymbol(interp, "_Z16THPVariable_WrapN2at10TensorBaseE", true));
-  if (wrap == nullptr) return nullptr;
+  if (interp->thp_variable_wrap == nullptr) {
+    interp->thp_variable_wrap = TorchSymbol(interp, "_Z16THPVariable_WrapN2at10TensorBaseE", true);
+    if (interp->thp_variable_wrap == nullptr) return nullptr;
+  }
+  auto wrap = reinterpret_cast<WrapFn>(interp->thp_variable_wrap);
   at::Tensor t;
   if (impl != nullptr) {
     t = at::Tensor(TensorImplPtr::reclaim_copy(static_cast<c10::TensorImpl*>(impl)));
@@ -73,7 +76,10 @@ PyObject* WrapTensor(PyfleetInterp* interp, void* impl) {
 }
 
 int IsTensor(PyfleetInterp* interp, PyObject* obj) {
-  auto* cls = static_cast<PyObject**>(TorchSymbol(interp, "THPVariableClass", false));
+  if (interp->thp_variable_class == nullptr) {
+    interp->thp_variable_class = TorchSymbol(interp, "THPVariableClass", false);  // NULL until torch loads
+  }
+  auto* cls = static_cast<PyObject**>(interp->thp_variable_class);
   if (cls == nullptr || *cls == nullptr) return 0;
   return PyObject_IsInstance(obj, *cls);
 }
