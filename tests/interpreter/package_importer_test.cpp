@@ -5,6 +5,8 @@
 
 #include <ATen/ATen.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +21,23 @@ using testing::InterpreterPool;
 
 Interpreter& I(int i) { return InterpreterPool::Get().at(i); }
 std::string Fixture(const std::string& name) { return std::string(PYFLEET_FIXTURES_DIR) + "/" + name; }
+
+// The file mapped at `address` according to /proc/self/maps ("" if none).
+std::string MappedFileAt(const void* address) {
+  const auto a = reinterpret_cast<uintptr_t>(address);
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    std::istringstream in(line);
+    std::string range, perms, offset, dev, inode, path;
+    in >> range >> perms >> offset >> dev >> inode >> path;
+    const size_t dash = range.find('-');
+    if (a >= std::stoull(range.substr(0, dash), nullptr, 16) && a < std::stoull(range.substr(dash + 1), nullptr, 16)) {
+      return path;
+    }
+  }
+  return "";
+}
 
 TEST(PackageImporterInInterpreterTest, ImportedModuleRunsInEachInterpreter) {
   Package package = Package::open(Fixture("small.pt"));
@@ -39,6 +58,7 @@ TEST(PackageImporterInInterpreterTest, WeightsLoadedInTwoInterpretersShareOneSto
   }
   EXPECT_TRUE(at::equal(a[0], at::arange(16.0)));
   EXPECT_EQ(a[0].data_ptr(), a[1].data_ptr());  // one mapping, no copy per interpreter
+  EXPECT_THAT(MappedFileAt(a[0].data_ptr()), ::testing::EndsWith("/small.pt"));  // not even one copy
 }
 
 // The one archive serves both interpreters' loads at the same time.
