@@ -34,6 +34,7 @@ ABSL_FLAG(int, repeats, 3, "repetitions per configuration (best is reported)");
 ABSL_FLAG(int, py_iterations, 2000000, "iterations of the pure-Python loop per unit of work");
 ABSL_FLAG(int, torch_iterations, 3000, "forward passes of the small model per unit of work");
 ABSL_FLAG(int, host_calls, 20000, "host-driven calls per thread for the per-call overhead figure");
+ABSL_FLAG(bool, python_objects, true, "also measure the Python objects import torch allocates (one more interpreter)");
 
 namespace {
 
@@ -150,25 +151,41 @@ int main(int argc, char** argv) {
   auto libs = pyfleet::NativeLibraries::create();
   std::vector<std::unique_ptr<pyfleet::Interpreter>> pool;
   std::printf("\n== start-up (RSS of the whole process) ==\n");
-  std::printf("%-6s %10s %10s %10s %15s %15s %15s\n", "interp", "create_s", "create_MB", "create_PSS",
-              "import_torch_s", "import_torch_MB", "import_tor_PSS");
+  // native_s: of import_torch_s, the time spent making and loading library copies (and
+  // the first time, their templates); the rest is CPython importing torch's modules.
+  std::printf("%-6s %10s %10s %10s %15s %10s %15s %15s\n", "interp", "create_s", "create_MB", "create_PSS",
+              "import_torch_s", "native_s", "import_torch_MB", "import_tor_PSS");
   for (int i = 0; i < max_n; ++i) {
     long r0 = RssKb(), p0 = PssKb();
     double t0 = NowSeconds();
     pool.push_back(pyfleet::Interpreter::create(libs));
     double t1 = NowSeconds();
     long r1 = RssKb(), p1 = PssKb();
+    const pyfleet::NativeLibraries::Stats s1 = libs->stats();
     pool.back()->run("import torch\n");
     double t2 = NowSeconds();
     long r2 = RssKb(), p2 = PssKb();
-    std::printf("%-6d %10.3f %10.1f %10.1f %15.3f %15.1f %15.1f\n", i, t1 - t0, (r1 - r0) / 1024.0,
-                (p1 - p0) / 1024.0, t2 - t1, (r2 - r1) / 1024.0, (p2 - p1) / 1024.0);
+    const pyfleet::NativeLibraries::Stats s2 = libs->stats();
+    const double native = s2.copy_seconds - s1.copy_seconds + s2.template_seconds - s1.template_seconds;
+    std::printf("%-6d %10.3f %10.1f %10.1f %15.3f %10.3f %15.1f %15.1f\n", i, t1 - t0, (r1 - r0) / 1024.0,
+                (p1 - p0) / 1024.0, t2 - t1, native, (r2 - r1) / 1024.0, (p2 - p1) / 1024.0);
     pool.back()->run(kWorkload);
   }
   auto stats = libs->stats();
-  std::printf("templates built: %d in %.3f s; library copies loaded: %d in %.3f s; %.1f MB of their code shared\n",
+  std::printf("templates built: %d in %.3f s; library copies loaded: %d in %.3f s; %.1f MB of their code shared; "
+              "%d symbol relocations bound in the templates\n",
               stats.templates_built, stats.template_seconds, stats.copies_loaded, stats.copy_seconds,
-              stats.shared_bytes / 1048576.0);
+              stats.shared_bytes / 1048576.0, stats.self_bound_relocations);
+  if (absl::GetFlag(FLAGS_python_objects)) {
+    // What `import torch` itself allocates as Python objects, whatever the runtime does:
+    // a floor under a later interpreter's private memory (tracemalloc, one more interpreter).
+    auto probe = pyfleet::Interpreter::create(libs);
+    probe->run("import tracemalloc\ntracemalloc.start()\nimport torch\n"
+               "_traced = tracemalloc.get_traced_memory()[0]\ntracemalloc.stop()\n");
+    std::printf("Python objects allocated by import torch (tracemalloc): %.1f MB\n",
+                probe->global("__main__", "_traced").toInt() / 1048576.0);
+    probe.release();
+  }
 
   std::printf("\n== scaling: wall time of N units of work / wall time of 1 unit ==\n");
   std::printf("%-12s %3s %14s %14s %18s %18s %18s\n", "workload", "N", "1 interp (s)", "N interps (s)",

@@ -63,6 +63,13 @@ absl::Status checkEdits(const ElfFile& elf, const ElfEdits& edits) {
                                               absl::StrJoin(elf.needed(), ", "), ")"));
     }
   }
+  for (const std::string& name : edits.remove_needed) {
+    if (std::find(elf.needed().begin(), elf.needed().end(), name) == elf.needed().end()) {
+      return absl::NotFoundError(absl::StrCat(elf.fileName(), ": has no DT_NEEDED \"", name,
+                                              "\" to remove (has: ",
+                                              absl::StrJoin(elf.needed(), ", "), ")"));
+    }
+  }
   if ((edits.soname && bad(*edits.soname)) || (edits.runpath && bad(*edits.runpath))) {
     return absl::InvalidArgumentError("a DT_SONAME or DT_RUNPATH value contains NUL");
   }
@@ -105,6 +112,10 @@ std::vector<Elf64_Dyn> buildDynamic(const ElfFile& elf, const ElfEdits& edits,
     if (d.d_tag == DT_NEEDED) {
       // Offsets were validated by ElfFile::parse.
       const absl::string_view value = elf.dynamicString(d.d_un.d_val).value();
+      if (std::find(edits.remove_needed.begin(), edits.remove_needed.end(), value) !=
+          edits.remove_needed.end()) {
+        continue;
+      }
       for (const auto& [from, to] : edits.replace_needed) {
         if (value == from) d.d_un.d_val = strings.add(to);
       }
@@ -133,6 +144,10 @@ absl::Status verify(const ElfFile& before, absl::string_view old_dynstr, const E
                     const ElfFile& after) {
   std::vector<std::string> needed = edits.add_needed;
   for (std::string name : before.needed()) {
+    if (std::find(edits.remove_needed.begin(), edits.remove_needed.end(), name) !=
+        edits.remove_needed.end()) {
+      continue;
+    }
     for (const auto& [from, to] : edits.replace_needed) {
       if (name == from) name = to;
     }
@@ -259,6 +274,7 @@ absl::StatusOr<EditedImage> editElf(std::string image, absl::string_view file_na
   EditedImage out;
   if (edits.demote_unique) out.demoted = demoteUnique(before, image);
   const bool needs_relayout = !edits.add_needed.empty() || !edits.replace_needed.empty() ||
+                              !edits.remove_needed.empty() ||
                               edits.soname.has_value() || edits.runpath.has_value();
   if (needs_relayout) {
     if (before.header().e_phnum >= PN_XNUM - 1) {

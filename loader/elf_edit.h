@@ -62,6 +62,10 @@ struct ElfEdits {
   // required from by that name among the loaded dependencies, and asserts it is there).
   // Each old value must be a DT_NEEDED (NotFound otherwise).
   std::vector<std::pair<std::string, std::string>> replace_needed;
+  // DT_NEEDED entries to drop (see Note [Dependencies already in the global scope] in
+  // library_loader.cpp). Each must be a DT_NEEDED (NotFound otherwise). Their DT_VERNEED
+  // entries stay: glibc finds those libraries among the loaded objects by name.
+  std::vector<std::string> remove_needed;
   // New DT_SONAME value; the entry is added if the library has none.
   std::optional<std::string> soname;
   // New search path: replaces the value of DT_RUNPATH and of DT_RPATH where present;

@@ -256,9 +256,25 @@ absl::Status ElfFile::parseDynsym() {
   const absl::string_view names = bytes_.substr(str.sh_offset, str.sh_size);
   dynsym_offset_ = sh.sh_offset;
   dynsym_count_ = sh.sh_size / sizeof(Elf64_Sym);
+  // .gnu.version, to skip hidden (non-default) versions when picking firstExportedSymbol().
+  absl::string_view versions;
+  for (const Elf64_Shdr& v : shdrs_) {
+    if (v.sh_type == SHT_GNU_versym && v.sh_size >= dynsym_count_ * sizeof(uint16_t) &&
+        checkRange(v.sh_offset, v.sh_size, ".gnu.version").ok()) {
+      versions = bytes_.substr(v.sh_offset, v.sh_size);
+    }
+  }
   for (uint64_t i = 0; i < dynsym_count_; ++i) {
     const Elf64_Sym sym = readAt<Elf64_Sym>(bytes_, sh.sh_offset + i * sizeof(Elf64_Sym));
     if (ELF64_ST_BIND(sym.st_info) == STB_GNU_UNIQUE) ++unique_count_;
+    if (first_exported_.empty() && sym.st_shndx != SHN_UNDEF && sym.st_shndx < SHN_LORESERVE &&
+        sym.st_name != 0 && sym.st_name < names.size() && ELF64_ST_BIND(sym.st_info) == STB_GLOBAL &&
+        ELF64_ST_VISIBILITY(sym.st_other) == STV_DEFAULT &&
+        (ELF64_ST_TYPE(sym.st_info) == STT_FUNC || ELF64_ST_TYPE(sym.st_info) == STT_OBJECT) &&
+        (versions.empty() || (readAt<uint16_t>(versions, i * sizeof(uint16_t)) & 0x8000) == 0)) {
+      const size_t end = names.find('\0', sym.st_name);
+      if (end != absl::string_view::npos) first_exported_ = std::string(names.substr(sym.st_name, end - sym.st_name));
+    }
     if (sym.st_shndx != SHN_UNDEF || sym.st_name == 0) continue;
     if (sym.st_name >= names.size()) {
       return error(absl::StrFormat(".dynsym symbol %d has name offset %d past its string table "

@@ -102,6 +102,9 @@ class ElfFile {
   // Whether some undefined symbol's name starts with "Py" or "_Py": the library needs a
   // CPython to bind to. One such name, for messages, in firstUndefinedPythonSymbol().
   bool hasUndefinedPythonSymbols() const { return !first_undefined_python_.empty(); }
+  // The first defined GLOBAL function or object of default visibility in .dynsym ("" if
+  // none): a name to ask the dynamic linker where this library's definitions are found.
+  const std::string& firstExportedSymbol() const { return first_exported_; }
   const std::string& firstUndefinedPythonSymbol() const { return first_undefined_python_; }
 
  private:
@@ -139,6 +142,7 @@ class ElfFile {
   uint64_t dynsym_count_ = 0;
   int unique_count_ = 0;
   std::string first_undefined_python_;
+  std::string first_exported_;
 };
 
 }  // namespace pyfleet::internal

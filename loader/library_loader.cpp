@@ -2,7 +2,9 @@
 // libraries; see library_loader.h.
 #include "loader/library_loader.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <link.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -22,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "loader/elf_file.h"
 #include "loader/segment_sharing.h"
+#include "loader/self_binding.h"
 #include "loader/status_macros.h"
 
 namespace pyfleet::internal {
@@ -129,6 +132,36 @@ class MappedFile {
 // new strings) beyond a copy of .dynstr, so that it never reallocates a large image.
 constexpr size_t kRelayoutSlack = 64 * 1024;
 
+// Note [Dependencies already in the global scope]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Every dlopen walks the new object's whole dependency tree, and for each DT_NEEDED in it
+// glibc's _dl_map_object compares the name with every loaded object's names (strcmp).
+// libtorch_python's tree is LibTorch's: some 300 libraries on Debian (opencv, gdal, ...),
+// against 330 loaded objects plus 26 more per interpreter; that was about 6% of a later
+// interpreter's start-up. Yet a copy is RTLD_LOCAL, so glibc looks every symbol up in the
+// global scope first: a dependency that is already there (the host links LibTorch, so
+// libtorch_cpu, libc10, libstdc++ ... are) can never supply a binding through the copy's
+// own scope. Its DT_NEEDED is therefore dropped from the template, and the copy's tree
+// holds only what is not global: the interpreter copy, other copies, libraries like
+// libshm. Its DT_VERNEED entries stay; glibc finds those libraries among the loaded
+// objects by name (the dlopen(RTLD_NOLOAD) below makes sure the name is known).
+// "In the global scope" is checked, not assumed: the library answers dlopen(name,
+// RTLD_NOLOAD), and dlsym(RTLD_DEFAULT) of one of its exported symbols lands in it.
+bool loadedInGlobalScope(const std::string& needed_name, const std::string& exported_symbol) {
+  if (exported_symbol.empty()) return false;
+  void* handle = ::dlopen(needed_name.c_str(), RTLD_NOLOAD | RTLD_LAZY);
+  if (handle == nullptr) return false;
+  absl::Cleanup close = [handle] { ::dlclose(handle); };
+  struct link_map* map = nullptr;
+  if (::dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) return false;
+  void* address = ::dlsym(RTLD_DEFAULT, exported_symbol.c_str());
+  if (address == nullptr) return false;
+  Dl_info info;
+  struct link_map* found = nullptr;
+  if (::dladdr1(address, &info, reinterpret_cast<void**>(&found), RTLD_DL_LINKMAP) == 0) return false;
+  return found == map;
+}
+
 std::vector<std::string> searchDirs(const ElfFile& elf, const std::string& origin) {
   std::vector<std::string> dirs;
   auto add = [&](const std::optional<std::string>& list) {
@@ -179,26 +212,8 @@ void LibraryLoader::addCopyTime(double seconds, uint64_t shared_bytes) {
   stats_.shared_bytes += shared_bytes;
 }
 
-std::vector<SharedSegment> LibraryLoader::interpreterLibrarySegments(const std::string& path) {
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = interpreter_segments_.find(path);
-    if (it != interpreter_segments_.end()) return it->second;
-  }
-  std::vector<SharedSegment> segments;
-  absl::StatusOr<MappedFile> file = MappedFile::open(path);
-  if (file.ok()) {
-    absl::StatusOr<ElfFile> elf = ElfFile::parse(file->bytes(), path);
-    // A plain copy: every read-only segment is identical to the original.
-    if (elf.ok()) segments = findShareableSegments(*elf, file->bytes(), {}, 0);
-  }
-  absl::MutexLock lock(&mu_);
-  interpreter_segments_[path] = segments;
-  return segments;
-}
-
 absl::StatusOr<void*> LibraryLoader::loadInterpreterLibrary(const std::string& path, int index) {
-  PYFLEET_ASSIGN_OR_RETURN(std::string id, LibraryTemplate::formatId(index));
+  PYFLEET_RETURN_IF_ERROR(LibraryTemplate::formatId(index).status());
   auto slot = std::make_shared<InterpreterSlot>();
   absl::MutexLock slot_lock(&slot->mu);  // lock order: slot -> mu_
   {
@@ -208,17 +223,20 @@ absl::StatusOr<void*> LibraryLoader::loadInterpreterLibrary(const std::string& p
           absl::StrCat("interpreter ", index, " already has an interpreter library copy"));
     }
   }
-  const auto start = std::chrono::steady_clock::now();
-  absl::StatusOr<void*> handle =
-      workspace_->loadFileCopy(absl::StrCat("i", id, "-interpreter.so"), path);
+  // A template too, though it has no per-interpreter names: it sheds the dependencies
+  // already in the global scope (Note [Dependencies already in the global scope]), which
+  // every extension copy, needing it, would otherwise walk again.
+  absl::StatusOr<void*> handle = [&]() -> absl::StatusOr<void*> {
+    PYFLEET_ASSIGN_OR_RETURN(std::string canonical, canonicalPath(path));
+    PYFLEET_ASSIGN_OR_RETURN(const BuiltTemplate* built, templateFor(canonical, nullptr, true));
+    return loadCopy(*built, index, absl::StrCat("i", LibraryTemplate::kIdPlaceholder, "-interpreter.so"));
+  }();
   if (!handle.ok()) {
     absl::MutexLock lock(&mu_);
     interpreters_.erase(index);
     return handle.status();
   }
   slot->handle = *handle;
-  absl::StatusOr<uint64_t> shared = shareSegments(*handle, path, interpreterLibrarySegments(path));
-  addCopyTime(secondsSince(start), shared.ok() ? *shared : 0);
   return *handle;
 }
 
@@ -241,9 +259,16 @@ absl::StatusOr<std::optional<LibraryLoader::LibraryInfo>> LibraryLoader::library
     if (it != libraries_.end()) return it->second;
   }
   // Parse without holding mu_; a racing thread may parse too, the first insert wins.
+  std::string exported;
+  std::vector<std::string> needed, dirs;
   absl::StatusOr<bool> python = [&]() -> absl::StatusOr<bool> {
     PYFLEET_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open(path));
     PYFLEET_ASSIGN_OR_RETURN(ElfFile elf, ElfFile::parse(file.bytes(), path));
+    exported = elf.firstExportedSymbol();
+    if (exported.empty()) {
+      needed = elf.needed();
+      dirs = searchDirs(elf, dirName(path));
+    }
     return elf.hasUndefinedPythonSymbols();
   }();
   if (!python.ok() && python.status().code() != absl::StatusCode::kInvalidArgument &&
@@ -251,7 +276,12 @@ absl::StatusOr<std::optional<LibraryLoader::LibraryInfo>> LibraryLoader::library
     return python.status();  // an I/O error, not a file of the wrong kind
   }
   std::optional<LibraryInfo> info;
-  if (python.ok()) info.emplace().python_dependent = *python;
+  if (python.ok()) {
+    info.emplace().python_dependent = *python;
+    info->exported_symbol = std::move(exported);
+    info->needed = std::move(needed);
+    info->search_dirs = std::move(dirs);
+  }
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = libraries_.try_emplace(path, info);
   if (inserted && it->second && it->second->python_dependent) {
@@ -280,26 +310,52 @@ LibraryLoader::resolveNeeded(const std::string& name, const std::vector<std::str
   return std::nullopt;
 }
 
+absl::StatusOr<bool> LibraryLoader::inGlobalScope(const std::string& name, const LibraryInfo& info) {
+  if (!info.exported_symbol.empty()) return loadedInGlobalScope(name, info.exported_symbol);
+  // One that defines nothing (libtorch.so.1.13 only pulls in libtorch_cpu and others) can
+  // bind nothing itself: it counts as global when loaded and all it needs is global.
+  void* handle = ::dlopen(name.c_str(), RTLD_NOLOAD | RTLD_LAZY);
+  if (handle == nullptr) return false;
+  ::dlclose(handle);
+  if (info.needed.empty()) return false;
+  for (const std::string& dependency : info.needed) {
+    PYFLEET_ASSIGN_OR_RETURN(auto resolved, resolveNeeded(dependency, info.search_dirs));
+    if (!resolved || resolved->second.exported_symbol.empty() ||
+        !loadedInGlobalScope(dependency, resolved->second.exported_symbol)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
-    const std::string& path, const LibraryInfo* dependency) {
+    const std::string& path, const LibraryInfo* dependency, bool interpreter_library) {
   PYFLEET_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open(path));
   PYFLEET_ASSIGN_OR_RETURN(ElfFile elf, ElfFile::parse(file.bytes(), path));
   const std::string origin = dirName(path);
   const std::vector<std::string> dirs = searchDirs(elf, origin);
 
   ElfEdits edits;
-  edits.add_needed.push_back(workspace_->pathOf(
-      absl::StrCat("i", LibraryTemplate::kIdPlaceholder, "-interpreter.so")));
+  if (!interpreter_library) {
+    edits.add_needed.push_back(workspace_->pathOf(
+        absl::StrCat("i", LibraryTemplate::kIdPlaceholder, "-interpreter.so")));
+  }
   std::vector<DependencyRef> dependencies;
   for (const std::string& name : elf.needed()) {
     const std::string expanded = expandOrigin(name, origin);
     PYFLEET_ASSIGN_OR_RETURN(auto resolved, resolveNeeded(expanded, dirs));
+    absl::StatusOr<bool> global = resolved && !resolved->second.python_dependent && expanded == name
+                                      ? inGlobalScope(name, resolved->second)
+                                      : false;
+    if (!global.ok()) return global.status();
     if (resolved && resolved->second.python_dependent) {
       const LibraryInfo& info = resolved->second;
       edits.replace_needed.emplace_back(name, workspace_->pathOf(info.copy_name));
       const bool seen = std::any_of(dependencies.begin(), dependencies.end(),
                                     [&](const DependencyRef& d) { return d.path == resolved->first; });
       if (!seen) dependencies.push_back(DependencyRef{resolved->first, info});
+    } else if (resolved && expanded == name && *global) {
+      edits.remove_needed.push_back(name);  // Note [Dependencies already in the global scope]
     } else if (expanded != name) {
       // The copy lives in the workspace, where $ORIGIN would point: use the real place.
       edits.replace_needed.emplace_back(name, resolved ? resolved->first : expanded);
@@ -313,6 +369,12 @@ absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
   std::string bytes;
   bytes.reserve(file.bytes().size() + elf.dynstr().size() + kRelayoutSlack);
   bytes.append(file.bytes().data(), file.bytes().size());
+  // Note [Binding a copy's references to itself]: decided once here for every copy.
+  PYFLEET_ASSIGN_OR_RETURN(SelfBindingCount bound, bindSelfReferences(elf, bytes, definedInGlobalScope));
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.self_bound_relocations += bound.rewritten;
+  }
   PYFLEET_ASSIGN_OR_RETURN(LibraryTemplate tmpl,
                            LibraryTemplate::create(std::move(bytes), path, edits));
   std::vector<SharedSegment> shared = findShareableSegments(
@@ -321,19 +383,20 @@ absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
 }
 
 absl::StatusOr<const LibraryLoader::BuiltTemplate*> LibraryLoader::templateFor(
-    const std::string& path, const LibraryInfo* dependency) {
+    const std::string& path, const LibraryInfo* dependency, bool interpreter_library) {
   std::shared_ptr<TemplateSlot> slot;
   {
     absl::MutexLock lock(&mu_);
     std::shared_ptr<TemplateSlot>& entry =
-        templates_[absl::StrCat(dependency != nullptr ? "dep:" : "ext:", path)];
+        templates_[absl::StrCat(interpreter_library ? "interp:" : dependency != nullptr ? "dep:" : "ext:",
+                                path)];
     if (entry == nullptr) entry = std::make_shared<TemplateSlot>();
     slot = entry;
   }
   absl::MutexLock slot_lock(&slot->mu);  // the builder holds this; others wait here
   if (slot->built == nullptr) {
     const auto start = std::chrono::steady_clock::now();
-    PYFLEET_ASSIGN_OR_RETURN(BuiltTemplate built, buildTemplate(path, dependency));
+    PYFLEET_ASSIGN_OR_RETURN(BuiltTemplate built, buildTemplate(path, dependency, interpreter_library));
     slot->built = std::make_unique<const BuiltTemplate>(std::move(built));
     const double seconds = secondsSince(start);
     absl::MutexLock lock(&mu_);

@@ -12,7 +12,7 @@
 //   void* init = dlsym(ext, "PyInit__C");
 //
 // What gets copied, per interpreter:
-//  - the interpreter library: a plain copy (own inode), "i<ID>-interpreter.so";
+//  - the interpreter library: a copy (own inode), "i<ID>-interpreter.so";
 //  - every extension module: a copy with an added DT_NEEDED on that interpreter's library
 //    copy (first, so Py* references bind to that CPython), "i<ID>-e<serial>-<name>";
 //  - every library an extension (or such a library) needs that has undefined Py*/_Py*
@@ -21,7 +21,10 @@
 //    DT_NEEDED, STB_GNU_UNIQUE symbols demoted (Note [STB_GNU_UNIQUE demotion]), and the
 //    needing library's DT_NEEDED re-pointed at it, "i<ID>-d<ordinal>-<name>".
 // Libraries without undefined Python symbols (libtorch_cpu, libc10, libstdc++, ...) are
-// never copied: they stay process-global. Each library is patched once into a
+// never copied: they stay process-global, and a copy's DT_NEEDED on one already in the
+// global scope is dropped (Note [Dependencies already in the global scope]). A copy's
+// references to its own definitions are resolved in the template (Note [Binding a copy's
+// references to itself], self_binding.h). Each library is patched once into a
 // LibraryTemplate (Note [Template placeholders]); a copy is an instantiation written into
 // the private workspace, dlopen'ed RTLD_NOW|RTLD_LOCAL and unlinked at once (Note
 // [DT_NEEDED matches loaded objects by name]). Copies also get any $ORIGIN in their
@@ -79,8 +82,9 @@ class LibraryLoader {
   // LibraryLoader::loadInterpreterLibrary()
   //
   // Loads interpreter `index`'s private copy of the interpreter library at `path`: a
-  // plain copy with its own inode (glibc dedups by device and inode, so a copy is
-  // required), dlopen'ed RTLD_NOW|RTLD_LOCAL. Returns the dlopen handle. Errors:
+  // copy with its own inode (glibc dedups by device and inode, so a copy is required),
+  // instantiated from a template that drops dependencies already in the global scope,
+  // dlopen'ed RTLD_NOW|RTLD_LOCAL. Returns the dlopen handle. Errors:
   // InvalidArgument for an index outside [0, LibraryTemplate::kMaxId], AlreadyExists if
   // `index` has one, NotFound if `path` does not exist, FailedPrecondition with dlerror()'s
   // text if it does not load.
@@ -117,6 +121,9 @@ class LibraryLoader {
     // Bytes of copies' read-only segments that map the original file's pages instead of
     // their own (Note [Sharing read-only segments with the original file]).
     uint64_t shared_bytes = 0;
+    // Symbol relocations turned into R_X86_64_RELATIVE in the templates, so that no copy
+    // looks them up (Note [Binding a copy's references to itself]).
+    int self_bound_relocations = 0;
   };
   Stats stats() const;
 
@@ -135,6 +142,11 @@ class LibraryLoader {
     // its per-interpreter copies, with LibraryTemplate::kIdPlaceholder for the id.
     int ordinal = 0;
     std::string copy_name;
+    // ElfFile::firstExportedSymbol(), to find whether the library is in the global scope,
+    // and, for one that exports nothing, its DT_NEEDED names and where they are looked up.
+    std::string exported_symbol;
+    std::vector<std::string> needed;
+    std::vector<std::string> search_dirs;
   };
 
   explicit LibraryLoader(std::unique_ptr<LibraryWorkspace> workspace);
@@ -148,11 +160,16 @@ class LibraryLoader {
   absl::StatusOr<std::optional<std::pair<std::string, LibraryInfo>>> resolveNeeded(
       const std::string& name, const std::vector<std::string>& search_dirs);
   // The template of canonical `path`, built on first use. `dependency` is null for an
-  // extension module.
+  // extension module and for the interpreter library (`interpreter_library` true).
   absl::StatusOr<const BuiltTemplate*> templateFor(const std::string& path,
-                                                    const LibraryInfo* dependency);
+                                                    const LibraryInfo* dependency,
+                                                    bool interpreter_library = false);
+  // Whether the library loaded by DT_NEEDED `name` is in the process's global scope.
+  // See Note [Dependencies already in the global scope].
+  absl::StatusOr<bool> inGlobalScope(const std::string& name, const LibraryInfo& info);
   absl::StatusOr<BuiltTemplate> buildTemplate(const std::string& path,
-                                              const LibraryInfo* dependency);
+                                              const LibraryInfo* dependency,
+                                              bool interpreter_library);
   // Loads `dependency` (and, first, what it needs) for the interpreter of `slot`, unless
   // it has it. Requires slot.mu; `visiting` holds the ordinals being loaded (cycles).
   absl::Status ensureDependency(InterpreterSlot& slot, int index, const DependencyRef& dependency,
@@ -160,8 +177,6 @@ class LibraryLoader {
   absl::StatusOr<void*> loadCopy(const BuiltTemplate& built, int index,
                                  const std::string& name_template);
   void addCopyTime(double seconds, uint64_t shared_bytes);
-  // The shareable segments of the interpreter library at `path` (cached).
-  std::vector<SharedSegment> interpreterLibrarySegments(const std::string& path);
 
   std::unique_ptr<LibraryWorkspace> workspace_;
   mutable absl::Mutex mu_;
@@ -173,7 +188,6 @@ class LibraryLoader {
   int next_dependency_ordinal_ ABSL_GUARDED_BY(mu_) = 1;
   int next_extension_serial_ ABSL_GUARDED_BY(mu_) = 1;
   Stats stats_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, std::vector<SharedSegment>> interpreter_segments_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace pyfleet::internal

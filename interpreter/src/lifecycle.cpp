@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "interpreter/src/arena_allocator.h"
 #include "interpreter/src/errors.h"
 #include "interpreter/src/gil.h"
 #include "interpreter/src/lifecycle.h"
@@ -46,6 +47,7 @@ PyfleetStatus* FromPyStatus(PyStatus status, const char* what) {
 // manager). Without it the second interpreter's `import torch` fails with "Only a
 // single TORCH_LIBRARY can be used to register the namespace nvprims".
 PyfleetStatus* InitializePython(const PyfleetInterpConfig* config) {
+  InstallHugePageArenas();  // Note [Huge-page arenas for pymalloc]
   PyConfig py;
   PyConfig_InitIsolatedConfig(&py);
   std::unique_ptr<PyConfig, void (*)(PyConfig*)> cleanup(&py, PyConfig_Clear);

@@ -49,7 +49,8 @@ int NativeLibraries::allocateIndex() { return next_index_.fetch_add(1); }
 
 NativeLibraries::Stats NativeLibraries::stats() const {
   internal::LibraryLoader::Stats s = loader_->stats();
-  return Stats{s.templates_built, s.template_seconds, s.copies_loaded, s.copy_seconds, s.shared_bytes};
+  return Stats{s.templates_built, s.template_seconds, s.copies_loaded, s.copy_seconds, s.shared_bytes,
+               s.self_bound_relocations};
 }
 
 }  // namespace pyfleet

@@ -132,6 +132,26 @@ TEST(ElfEditTest, ReplacesNeededAndRunpath) {
               ::testing::Not(::testing::Contains("libpyfleet_test_fake_python_dependency.so")));
 }
 
+TEST(ElfEditTest, RemovesNeededKeepingTheRestInOrder) {
+  const std::string original = readTestFile(kLibtorchPython);
+  const ElfFile before = parseOrDie(original, "libtorch_python");
+  ASSERT_THAT(before.needed(), ::testing::Contains("libtorch_cpu.so.1.13"));
+  ElfEdits edits;
+  edits.remove_needed = {"libtorch_cpu.so.1.13", "libc10.so.1.13"};
+  absl::StatusOr<EditedImage> out = editElf(original, "libtorch_python", edits);
+  ASSERT_TRUE(out.ok()) << out.status();
+  std::vector<std::string> expected;
+  for (const std::string& name : before.needed()) {
+    if (name != "libtorch_cpu.so.1.13" && name != "libc10.so.1.13") expected.push_back(name);
+  }
+  EXPECT_EQ(parseOrDie(out->image, "edited").needed(), expected);
+
+  edits.remove_needed = {"libnot-there.so"};
+  absl::StatusOr<EditedImage> missing = editElf(original, "libtorch_python", edits);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("libnot-there.so"));
+}
+
 TEST(ElfEditTest, AddsRunpathAndSonameWhenAbsent) {
   const std::string original = readTestFile(PYFLEET_TEST_JSON_EXTENSION);
   ElfEdits edits;

@@ -4,10 +4,12 @@
 // Py* symbol. No interpreter is started; only the libraries are loaded and linked (their
 // static constructors do run). Own binary: it maps LibTorch into the process.
 #include <dlfcn.h>
+#include <link.h>
 
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -24,6 +26,23 @@ using ::testing::HasSubstr;
 constexpr char kLibpython[] = "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0";
 constexpr char kTorchC[] =
     "/usr/lib/python3/dist-packages/torch/_C.cpython-311-x86_64-linux-gnu.so";
+
+// The DT_NEEDED names of a loaded object, read from its dynamic section in memory
+// (glibc has relocated DT_STRTAB to an address).
+std::vector<std::string> neededOf(void* handle) {
+  struct link_map* map = nullptr;
+  std::vector<std::string> out;
+  if (::dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) return out;
+  const char* strings = nullptr;
+  for (const ElfW(Dyn)* d = map->l_ld; d->d_tag != DT_NULL; ++d) {
+    if (d->d_tag == DT_STRTAB) strings = reinterpret_cast<const char*>(d->d_un.d_ptr);
+  }
+  if (strings == nullptr) return out;
+  for (const ElfW(Dyn)* d = map->l_ld; d->d_tag != DT_NULL; ++d) {
+    if (d->d_tag == DT_NEEDED) out.emplace_back(strings + d->d_un.d_val);
+  }
+  return out;
+}
 
 std::string objectFileOf(void* address) {
   Dl_info info;
@@ -78,10 +97,27 @@ TEST(LibraryLoaderTorchTest, TorchExtensionGetsPrivateLibtorchPythonPerInterpret
   for (int i = 0; i < 2; ++i) {
     EXPECT_EQ(::dlsym(ext[i], "PyExc_TypeError"), ::dlsym(interp[i], "PyExc_TypeError"));
   }
-  // ... while LibTorch itself is the one process-global copy.
-  void* cpu0 = symbolOrFail(ext[0], "_ZN3c1019UndefinedTensorImpl10_singletonE");
-  EXPECT_EQ(cpu0, symbolOrFail(ext[1], "_ZN3c1019UndefinedTensorImpl10_singletonE"));
+  // ... while LibTorch itself is the one process-global copy, found in the global scope:
+  // the copies do not even list it (Note [Dependencies already in the global scope]) ...
+  void* cpu0 = ::dlsym(RTLD_DEFAULT, "_ZN3c1019UndefinedTensorImpl10_singletonE");
+  ASSERT_NE(cpu0, nullptr);
   EXPECT_THAT(objectFileOf(cpu0), ::testing::Not(HasSubstr(loader.workspacePath())));
+  for (int i = 0; i < 2; ++i) {
+    const std::string copy = loader.workspacePath() + "/i0000000" + std::to_string(i) +
+                             "-d0001-libtorch_python.so.1.13.0";
+    void* handle = ::dlopen(copy.c_str(), RTLD_NOW | RTLD_NOLOAD);  // matched by name
+    ASSERT_NE(handle, nullptr) << ::dlerror();
+    const std::vector<std::string> needed = neededOf(handle);
+    EXPECT_THAT(needed, ::testing::Contains(loader.interpreterLibraryPath(i)));
+    EXPECT_THAT(needed, ::testing::Contains("libshm.so.1.13"));  // not global here: kept
+    EXPECT_THAT(needed, ::testing::Not(::testing::Contains("libtorch_cpu.so.1.13")));
+    EXPECT_THAT(needed, ::testing::Not(::testing::Contains("libc10.so.1.13")));
+    EXPECT_THAT(needed, ::testing::Not(::testing::Contains("libstdc++.so.6")));
+    ::dlclose(handle);
+  }
+  // ... and their references to their own definitions were resolved in the template
+  // (Note [Binding a copy's references to itself]): libtorch_python has about 9,200.
+  EXPECT_GT(after.self_bound_relocations, 8000);
   // The real libtorch_python was never loaded.
   EXPECT_EQ(::dlopen("libtorch_python.so.1.13", RTLD_NOW | RTLD_NOLOAD), nullptr);
 
