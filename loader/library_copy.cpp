@@ -6,6 +6,8 @@
 #include <ftw.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -73,10 +75,7 @@ absl::Status writeFileAt(int fd, absl::string_view data, uint64_t offset,
 }
 
 absl::StatusOr<std::unique_ptr<LibraryWorkspace>> LibraryWorkspace::create(std::string temp_root) {
-  if (temp_root.empty()) {
-    const char* tmpdir = ::getenv("TMPDIR");
-    temp_root = (tmpdir != nullptr && tmpdir[0] != '\0') ? tmpdir : "/tmp";
-  }
+  if (temp_root.empty()) temp_root = defaultTempRoot();
   const std::string requested = absl::StrCat(temp_root, "/pyfleet-XXXXXX");
   std::string pattern = requested;  // mkdtemp overwrites the Xs, even when it fails
   if (::mkdtemp(pattern.data()) == nullptr) {
@@ -91,6 +90,22 @@ absl::StatusOr<std::unique_ptr<LibraryWorkspace>> LibraryWorkspace::create(std::
   // comes back for each load.
   ::rmdir(ws->path_.c_str());
   return ws;
+}
+
+std::string LibraryWorkspace::defaultTempRoot() {
+  auto env = [](const char* name) -> std::string {
+    const char* value = ::getenv(name);
+    return value != nullptr ? value : "";
+  };
+  if (std::string root = env("PYFLEET_TMPDIR"); !root.empty()) return root;
+  // Note [Copies live in memory]
+  struct statfs fs;
+  if (::statfs("/dev/shm", &fs) == 0 && fs.f_type == TMPFS_MAGIC &&
+      ::access("/dev/shm", W_OK | X_OK) == 0) {
+    return "/dev/shm";
+  }
+  if (std::string root = env("TMPDIR"); !root.empty()) return root;
+  return "/tmp";
 }
 
 LibraryWorkspace::~LibraryWorkspace() {
@@ -146,17 +161,24 @@ void LibraryWorkspace::endLoad() const {
 }
 
 absl::StatusOr<void*> LibraryWorkspace::loadWith(absl::string_view name, FileWriter write) const {
+  return loadWith(name, write, [](void*, int) {});
+}
+
+absl::StatusOr<void*> LibraryWorkspace::loadWith(absl::string_view name, FileWriter write,
+                                                 AfterLoad after_load) const {
   PYFLEET_RETURN_IF_ERROR(beginLoad());
   absl::Cleanup end_load = [this] { endLoad(); };
   std::string path;
   PYFLEET_ASSIGN_OR_RETURN(int fd, createFile(name, path));
+  absl::Cleanup close_fd = [fd] { ::close(fd); };  // kept open for after_load
   absl::Status written = write(fd, path);
-  if (::close(fd) != 0 && written.ok()) written = errnoError(errno, absl::StrCat("closing ", path));
   if (!written.ok()) {
     ::unlink(path.c_str());
     return written;
   }
-  return openAndUnlink(path);
+  PYFLEET_ASSIGN_OR_RETURN(void* handle, openAndUnlink(path));
+  after_load(handle, fd);
+  return handle;
 }
 
 absl::StatusOr<void*> LibraryWorkspace::loadImage(absl::string_view name,

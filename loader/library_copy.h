@@ -27,6 +27,19 @@
 // (loader/library_loader.cpp does so). Tested in library_copy_test.cpp
 // (LibraryCopyTest.NeededNameMatchesUnlinkedLoadedCopy).
 //
+// Note [Copies live in memory]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A later interpreter writes some 32 MB of library copies (libtorch_python alone ~25 MB).
+// On a disk file system (ext4 /tmp) that cost 0.10-0.16 s per interpreter on this
+// project's 2-core VMs, and the dirty pages of the unlinked files were still written
+// back to disk; on tmpfs the same writes take 0.06-0.08 s and never reach a disk. So the
+// default root is /dev/shm, the RAM-backed place every Linux system has, as a memfd
+// would be; but tmpfs pages cannot be dropped like clean page cache, so after a copy's
+// read-only segments are re-mapped onto the original file (Note [Sharing read-only
+// segments with the original file]) the copy's file gives those pages back by punching
+// holes (releaseSharedPages). What stays is what the copy still maps: its first
+// segment (headers, .dynsym, .dynstr) and its writable data.
+//
 // Note [Workspace exists only during loads]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // A serving process usually keeps its interpreters (and so this workspace) until exit,
@@ -55,13 +68,20 @@ class LibraryWorkspace {
   // LibraryWorkspace::create()
   //
   // Makes a private directory "pyfleet-XXXXXX" (mode 0700) under `temp_root`; "" means
-  // $TMPDIR, or /tmp when that is unset or empty. The path is made absolute and canonical
+  // defaultTempRoot(). The path is made absolute and canonical
   // (it is embedded in DT_NEEDED names that must match exactly). Errors: the errno of
   // mkdtemp/realpath as an absl status naming the directory.
   static absl::StatusOr<std::unique_ptr<LibraryWorkspace>> create(std::string temp_root = "");
 
   // Removes the directory and everything in it. Never throws; failures are ignored.
   ~LibraryWorkspace();
+
+  // LibraryWorkspace::defaultTempRoot()
+  //
+  // Where copies are written when no root is given: $PYFLEET_TMPDIR if set and not
+  // empty; else /dev/shm when it is a tmpfs directory this process may write to (see Note
+  // [Copies live in memory]); else $TMPDIR; else /tmp.
+  static std::string defaultTempRoot();
   LibraryWorkspace(const LibraryWorkspace&) = delete;
   LibraryWorkspace& operator=(const LibraryWorkspace&) = delete;
 
@@ -92,8 +112,12 @@ class LibraryWorkspace {
   // The general form: creates pathOf(name) (mode 0700, exclusively), lets `write` fill
   // the open file descriptor (it must not close it), then dlopens and unlinks as
   // loadImage() does. An error from `write` is returned after removing the file.
+  // `after_load`, if given, runs once the copy is loaded, with the file still open
+  // (read-write) and its handle: e.g. to release pages no longer needed.
   using FileWriter = absl::FunctionRef<absl::Status(int fd, const std::string& path)>;
+  using AfterLoad = absl::FunctionRef<void(void* handle, int fd)>;
   absl::StatusOr<void*> loadWith(absl::string_view name, FileWriter write) const;
+  absl::StatusOr<void*> loadWith(absl::string_view name, FileWriter write, AfterLoad after_load) const;
 
  private:
   explicit LibraryWorkspace(std::string path) : path_(std::move(path)) {}

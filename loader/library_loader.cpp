@@ -43,6 +43,9 @@ struct LibraryLoader::BuiltTemplate {
   std::string source_path;
   // See Note [Sharing read-only segments with the original file].
   std::vector<SharedSegment> shared_segments;
+  // File pages of a copy that no segment maps, released once it is loaded (Note [Copies
+  // live in memory]).
+  std::vector<FileRange> unmapped;
 };
 
 // One template, built once by whichever thread asks first. Once `built` is set it is
@@ -379,7 +382,9 @@ absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
                            LibraryTemplate::create(std::move(bytes), path, edits));
   std::vector<SharedSegment> shared = findShareableSegments(
       elf, tmpl.image(), tmpl.placeholderOffsets(), LibraryTemplate::kIdPlaceholder.size());
-  return BuiltTemplate{std::move(tmpl), std::move(dependencies), path, std::move(shared)};
+  PYFLEET_ASSIGN_OR_RETURN(ElfFile copy_layout, ElfFile::parse(tmpl.image(), path));
+  return BuiltTemplate{std::move(tmpl), std::move(dependencies), path, std::move(shared),
+                       unmappedRanges(copy_layout)};
 }
 
 absl::StatusOr<const LibraryLoader::BuiltTemplate*> LibraryLoader::templateFor(
@@ -412,15 +417,28 @@ absl::StatusOr<void*> LibraryLoader::loadCopy(const BuiltTemplate& built, int in
   const auto start = std::chrono::steady_clock::now();
   PYFLEET_ASSIGN_OR_RETURN(std::string name, LibraryTemplate::withId(name_template, index));
   // Straight from the template into the file: no per-copy image in memory.
-  PYFLEET_ASSIGN_OR_RETURN(void* handle, workspace_->loadWith(name, [&](int fd,
-                                                                        const std::string& path) {
-    return source.writeInstance(index, [&](absl::string_view bytes, uint64_t offset) {
-      return writeFileAt(fd, bytes, offset, path);
-    });
-  }));
-  // A copy that keeps its own pages is still correct, so a failure only costs memory.
-  absl::StatusOr<uint64_t> shared = shareSegments(handle, built.source_path, built.shared_segments);
-  addCopyTime(secondsSince(start), shared.ok() ? *shared : 0);
+  uint64_t shared_bytes = 0;
+  PYFLEET_ASSIGN_OR_RETURN(
+      void* handle,
+      workspace_->loadWith(
+          name,
+          [&](int fd, const std::string& path) {
+            return source.writeInstance(index, [&](absl::string_view bytes, uint64_t offset) {
+              return writeFileAt(fd, bytes, offset, path);
+            });
+          },
+          [&](void* loaded, int fd) {
+            // A copy that keeps its own pages is still correct, so a failure only costs
+            // memory. Note [Copies live in memory]: what is shared leaves the copy's file.
+            std::vector<SharedSegment> moved;
+            absl::StatusOr<uint64_t> shared =
+                shareSegments(loaded, built.source_path, built.shared_segments, &moved);
+            shared_bytes = shared.ok() ? *shared : 0;
+            std::vector<FileRange> unused = built.unmapped;
+            for (const SharedSegment& s : moved) unused.push_back(s.release);
+            releaseFileRanges(fd, unused);
+          }));
+  addCopyTime(secondsSince(start), shared_bytes);
   return handle;
 }
 

@@ -7,6 +7,7 @@
 #include <sys/mman.h>  // mremap (_GNU_SOURCE, which g++ defines)
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -43,13 +44,23 @@ std::vector<SharedSegment> findShareableSegments(const ElfFile& original, absl::
     s.offset = begin;
     s.length = end - begin;
     s.prot = PROT_READ | ((ph.p_flags & PF_X) ? PROT_EXEC : 0);
+    uint64_t release_begin = begin, release_end = end;
+    for (const Elf64_Phdr& other : original.programHeaders()) {
+      if (other.p_type != PT_LOAD || &other == &ph || other.p_filesz == 0) continue;
+      const uint64_t other_begin = other.p_offset - other.p_offset % page;
+      const uint64_t other_end = (other.p_offset + other.p_filesz + page - 1) / page * page;
+      if (other_begin < begin + page && other_end > begin) release_begin = std::max(release_begin, begin + page);
+      if (other_begin < end && other_end > end - page) release_end = std::min(release_end, end - page);
+    }
+    if (release_end > release_begin) s.release = FileRange{release_begin, release_end - release_begin};
     out.push_back(s);
   }
   return out;
 }
 
 absl::StatusOr<uint64_t> shareSegments(void* handle, const std::string& original_path,
-                                       absl::Span<const SharedSegment> segments) {
+                                       absl::Span<const SharedSegment> segments,
+                                       std::vector<SharedSegment>* moved) {
   if (segments.empty()) return 0;
   struct link_map* map = nullptr;
   if (::dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) {
@@ -76,8 +87,41 @@ absl::StatusOr<uint64_t> shareSegments(void* handle, const std::string& original
       return absl::ErrnoToStatus(error, absl::StrCat("moving ", original_path, " over its copy"));
     }
     shared += s.length;
+    if (moved != nullptr) moved->push_back(s);
   }
   return shared;
+}
+
+std::vector<FileRange> unmappedRanges(const ElfFile& elf) {
+  const uint64_t page = PageSize();
+  std::vector<FileRange> mapped;
+  for (const Elf64_Phdr& ph : elf.programHeaders()) {
+    if (ph.p_type != PT_LOAD || ph.p_filesz == 0) continue;
+    mapped.push_back(FileRange{ph.p_offset - ph.p_offset % page,
+                               (ph.p_offset + ph.p_filesz + page - 1) / page * page});  // [begin, end)
+  }
+  std::sort(mapped.begin(), mapped.end(), [](const FileRange& a, const FileRange& b) { return a.offset < b.offset; });
+  std::vector<FileRange> out;
+  uint64_t at = 0;
+  const uint64_t file_end = elf.bytes().size() / page * page;  // a partial last page stays
+  for (const FileRange& m : mapped) {
+    if (m.offset > at && at < file_end) out.push_back(FileRange{at, std::min(m.offset, file_end) - at});
+    at = std::max(at, m.length);  // .length holds the end here
+  }
+  if (file_end > at) out.push_back(FileRange{at, file_end - at});
+  return out;
+}
+
+uint64_t releaseFileRanges(int fd, absl::Span<const FileRange> ranges) {
+  uint64_t released = 0;
+  for (const FileRange& r : ranges) {
+    if (r.length == 0) continue;
+    if (::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(r.offset),
+                    static_cast<off_t>(r.length)) == 0) {
+      released += r.length;
+    }
+  }
+  return released;
 }
 
 }  // namespace pyfleet::internal

@@ -36,12 +36,23 @@
 
 namespace pyfleet::internal {
 
+// A page-aligned range of a file.
+struct FileRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
 // A page-rounded read-only PT_LOAD range, identical in a copy and its original.
 struct SharedSegment {
   uint64_t vaddr = 0;   // page-aligned, relative to the load base
   uint64_t offset = 0;  // page-aligned file offset (the same in copy and original)
   uint64_t length = 0;  // multiple of the page size
   int prot = 0;         // PROT_READ [| PROT_EXEC]
+  // The whole pages of [offset, offset + length) that no other PT_LOAD segment maps
+  // (a page at either end may also hold the start or end of a neighbouring segment):
+  // once shared, the copy's file no longer backs them anywhere, so they can be released
+  // (releaseSharedPages).
+  FileRange release;
 };
 
 // The read-only segments of `original` (parsed from its bytes) that `copy` holds byte
@@ -56,7 +67,25 @@ std::vector<SharedSegment> findShareableSegments(const ElfFile& original, absl::
 // Note). Returns the number of bytes now shared. On error (the original cannot be
 // opened, mmap fails) nothing is left half-done for that segment and the copy stays
 // usable with its own pages; the caller may ignore the error.
+// `moved`, if given, receives each segment that was mapped over.
 absl::StatusOr<uint64_t> shareSegments(void* handle, const std::string& original_path,
-                                       absl::Span<const SharedSegment> segments);
+                                       absl::Span<const SharedSegment> segments,
+                                       std::vector<SharedSegment>* moved = nullptr);
+
+// unmappedRanges()
+//
+// The whole pages of the file `elf` (a copy's image) that no PT_LOAD segment maps:
+// section headers, .symtab, .strtab and the like, never needed once it is loaded.
+std::vector<FileRange> unmappedRanges(const ElfFile& elf);
+
+// releaseFileRanges()
+//
+// Frees `ranges` of the copy's file open as `fd` (fallocate FALLOC_FL_PUNCH_HOLE), which
+// nothing may map from it any more: the `release` ranges of segments shareSegments moved,
+// and unmappedRanges(). On tmpfs that returns their memory (a copy's file otherwise pins
+// ~20 MB for libtorch_python until exit); on a disk file system it drops dirty pages that
+// would be written back. Best effort: a file system without hole punching keeps them.
+// Returns the bytes released.
+uint64_t releaseFileRanges(int fd, absl::Span<const FileRange> ranges);
 
 }  // namespace pyfleet::internal

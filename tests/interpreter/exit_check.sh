@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# exit_check.sh EXIT_TEST: runs it with a private TMPDIR; fails on a non-zero status,
-# a hang (timeout) or any file left behind.
+# exit_check.sh EXIT_TEST: runs it with a private PYFLEET_TMPDIR (where library copies
+# are written) and TMPDIR; fails on a non-zero status, a hang (timeout) or any file left
+# behind.
 set -u
 tmp=$(mktemp -d)
-TMPDIR="$tmp" timeout 120 "$1"
+PYFLEET_TMPDIR="$tmp" TMPDIR="$tmp" timeout 120 "$1"
 rc=$?
 left=$(find "$tmp" -mindepth 1 | head)
 rm -rf "$tmp"

@@ -1,6 +1,6 @@
 // Creates interpreters, imports torch in each, and returns from main with all of them
 // alive. ctest (exit_check.sh) checks the exit status, that it ends in time, and that
-// no file is left in $TMPDIR.
+// no file is left in $PYFLEET_TMPDIR (where library copies are written) or $TMPDIR.
 #include <cstdio>
 
 #include "pyfleet/interpreter.h"

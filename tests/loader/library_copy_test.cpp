@@ -4,6 +4,8 @@
 #include "loader/library_copy.h"
 
 #include <dlfcn.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -80,25 +82,75 @@ TEST(LibraryCopyTest, WorkspaceIsRemovedWithEverythingInIt) {
   EXPECT_FALSE(exists(path));
 }
 
-TEST(LibraryCopyTest, UsesGivenRootOrTmpdir) {
+// Sets an environment variable for the scope, restoring it (or its absence) after.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* old = ::getenv(name);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    if (value != nullptr) ::setenv(name, value, 1); else ::unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (had_) ::setenv(name_, old_.c_str(), 1); else ::unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  bool had_ = false;
+  std::string old_;
+};
+
+TEST(LibraryCopyTest, UsesGivenRootOrPyfleetTmpdir) {
   auto root = std::make_unique<testing::ScratchDir>();
   ASSERT_FALSE(root->path().empty());
   std::unique_ptr<LibraryWorkspace> inside = makeWorkspace(root->path());
   ASSERT_NE(inside, nullptr);
   EXPECT_EQ(inside->path().rfind(root->path() + "/pyfleet-", 0), 0u) << inside->path();
 
-  const char* old = ::getenv("TMPDIR");
-  const std::string saved = old ? old : "";
-  ::setenv("TMPDIR", root->path().c_str(), 1);
-  std::unique_ptr<LibraryWorkspace> from_env = makeWorkspace("");
-  if (old) ::setenv("TMPDIR", saved.c_str(), 1); else ::unsetenv("TMPDIR");
-  ASSERT_NE(from_env, nullptr);
-  EXPECT_EQ(from_env->path().rfind(root->path() + "/pyfleet-", 0), 0u) << from_env->path();
+  {
+    ScopedEnv env("PYFLEET_TMPDIR", root->path().c_str());
+    std::unique_ptr<LibraryWorkspace> from_env = makeWorkspace("");
+    ASSERT_NE(from_env, nullptr);
+    EXPECT_EQ(from_env->path().rfind(root->path() + "/pyfleet-", 0), 0u) << from_env->path();
+  }
 
   absl::StatusOr<std::unique_ptr<LibraryWorkspace>> missing =
       LibraryWorkspace::create("/nonexistent/dir");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("/nonexistent/dir/pyfleet-XXXXXX"));
+}
+
+TEST(LibraryCopyTest, DefaultRootIsInMemory) {
+  // Note [Copies live in memory]: /dev/shm (tmpfs on Debian) before $TMPDIR.
+  ScopedEnv no_override("PYFLEET_TMPDIR", nullptr);
+  ScopedEnv tmpdir("TMPDIR", "/tmp");
+  struct statfs fs;
+  ASSERT_EQ(::statfs("/dev/shm", &fs), 0) << "this test expects Debian's /dev/shm";
+  ASSERT_EQ(fs.f_type, TMPFS_MAGIC);
+  EXPECT_EQ(LibraryWorkspace::defaultTempRoot(), "/dev/shm");
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace("");
+  ASSERT_NE(ws, nullptr);
+  EXPECT_EQ(ws->path().rfind("/dev/shm/pyfleet-", 0), 0u) << ws->path();
+}
+
+TEST(LibraryCopyTest, AfterLoadSeesTheOpenFileBeforeItIsRemoved) {
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+  ASSERT_NE(ws, nullptr);
+  const std::string image = readTestFile(kLibz);
+  void* seen_handle = nullptr;
+  struct stat during {};
+  absl::StatusOr<void*> handle = ws->loadWith(
+      "libz-after-load.so",
+      [&](int fd, const std::string& path) { return writeFileAt(fd, image, 0, path); },
+      [&](void* loaded, int fd) {
+        seen_handle = loaded;
+        ASSERT_EQ(::fstat(fd, &during), 0);
+      });
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  EXPECT_EQ(seen_handle, *handle);
+  EXPECT_EQ(static_cast<size_t>(during.st_size), image.size());
+  EXPECT_FALSE(exists(ws->pathOf("libz-after-load.so")));
 }
 
 TEST(LibraryCopyTest, FileIsUnlinkedRightAfterLoad) {

@@ -5,7 +5,10 @@
 // static constructors do run). Own binary: it maps LibTorch into the process.
 #include <dlfcn.h>
 #include <link.h>
+#include <sys/stat.h>
 
+#include <cstdint>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -42,6 +45,21 @@ std::vector<std::string> neededOf(void* handle) {
     if (d->d_tag == DT_NEEDED) out.emplace_back(strings + d->d_un.d_val);
   }
   return out;
+}
+
+// Bytes allocated to the (deleted) file of the first mapped copy whose name contains
+// `name_part` (its size is ~13 MB for libtorch_python); UINT64_MAX if none is mapped.
+uint64_t allocatedBytesOfCopy(const std::string& name_part) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    if (line.find(name_part) == std::string::npos) continue;
+    const std::string range = line.substr(0, line.find(' '));
+    struct stat st {};
+    if (::stat(("/proc/self/map_files/" + range).c_str(), &st) != 0) continue;
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  return UINT64_MAX;
 }
 
 std::string objectFileOf(void* address) {
@@ -115,6 +133,9 @@ TEST(LibraryLoaderTorchTest, TorchExtensionGetsPrivateLibtorchPythonPerInterpret
     EXPECT_THAT(needed, ::testing::Not(::testing::Contains("libstdc++.so.6")));
     ::dlclose(handle);
   }
+  // ... its file keeps only what the copy still maps from it: the shared code and
+  // read-only data were released (Note [Copies live in memory]) ...
+  EXPECT_LT(allocatedBytesOfCopy("-d0001-libtorch_python.so.1.13"), uint64_t{6} << 20);
   // ... and their references to their own definitions were resolved in the template
   // (Note [Binding a copy's references to itself]): libtorch_python has about 9,200.
   EXPECT_GT(after.self_bound_relocations, 8000);
