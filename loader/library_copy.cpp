@@ -10,6 +10,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <utility>
@@ -26,24 +27,31 @@ absl::Status errnoError(int error_number, absl::string_view what) {
   return absl::ErrnoToStatus(error_number, what);
 }
 
-// Copies `size` bytes from `in` to `out`, in the kernel when it can.
-absl::Status copyAll(int in, int out, uint64_t size, const std::string& path) {
-  uint64_t done = 0;
-  while (done < size) {
-    const ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, size - done, 0);
-    if (n > 0) {
-      done += static_cast<uint64_t>(n);
-      continue;
-    }
+
+int removeEntry(const char* path, const struct stat*, int, struct FTW*) {
+  ::remove(path);
+  return 0;  // keep going: remove as much as possible
+}
+
+}  // namespace
+
+absl::Status copyFileInto(int in, uint64_t size, int out, const std::string& path) {
+  loff_t in_offset = 0, out_offset = 0;  // explicit: `in` may be shared by other threads
+  while (static_cast<uint64_t>(in_offset) < size) {
+    const ssize_t n = ::copy_file_range(in, &in_offset, out, &out_offset,
+                                        size - static_cast<uint64_t>(in_offset), 0);
+    if (n > 0) continue;
     if (n < 0 && errno == EINTR) continue;
     if (n == 0 || errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) {
-      break;  // fall back to read/write below
+      break;  // fall back to pread/pwrite below
     }
     return errnoError(errno, absl::StrCat("copying into ", path));
   }
+  uint64_t done = static_cast<uint64_t>(in_offset);
   char buffer[1 << 16];
   while (done < size) {
-    const ssize_t n = ::read(in, buffer, sizeof buffer);
+    const ssize_t n = ::pread(in, buffer, std::min<uint64_t>(sizeof buffer, size - done),
+                              static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return errnoError(errno, absl::StrCat("reading the source of ", path));
     if (n == 0) return absl::DataLossError(absl::StrCat("source of ", path, " shrank"));
@@ -52,13 +60,6 @@ absl::Status copyAll(int in, int out, uint64_t size, const std::string& path) {
   }
   return absl::OkStatus();
 }
-
-int removeEntry(const char* path, const struct stat*, int, struct FTW*) {
-  ::remove(path);
-  return 0;  // keep going: remove as much as possible
-}
-
-}  // namespace
 
 absl::Status writeFileAt(int fd, absl::string_view data, uint64_t offset,
                          const std::string& path) {
@@ -196,7 +197,7 @@ absl::StatusOr<void*> LibraryWorkspace::loadFileCopy(absl::string_view name,
   struct stat st;
   if (::fstat(in, &st) != 0) return errnoError(errno, absl::StrCat("stat of ", source_path));
   return loadWith(name, [in, &st](int out, const std::string& path) {
-    return copyAll(in, out, static_cast<uint64_t>(st.st_size), path);
+    return copyFileInto(in, static_cast<uint64_t>(st.st_size), out, path);
   });
 }
 

@@ -140,4 +140,12 @@ class LibraryWorkspace {
 // the errno as an absl status naming `path`.
 absl::Status writeFileAt(int fd, absl::string_view data, uint64_t offset, const std::string& path);
 
+// copyFileInto()
+//
+// Copies the first `size` bytes of the file open as `in` to the start of `out`, in the
+// kernel when it can (copy_file_range; pread/pwrite otherwise), with explicit offsets so
+// `in` may be shared by threads. Errors: the errno as an absl status naming `path` (the
+// destination); DataLoss if `in` is shorter than `size`.
+absl::Status copyFileInto(int in, uint64_t size, int out, const std::string& path);
+
 }  // namespace pyfleet::internal

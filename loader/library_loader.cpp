@@ -37,6 +37,31 @@ struct LibraryLoader::DependencyRef {
 };
 
 // A patched library and the Python-dependent libraries its copies need loaded first.
+namespace {
+
+// An owned file descriptor (closed on destruction), movable.
+class OwnedFd {
+ public:
+  explicit OwnedFd(int fd = -1) : fd_(fd) {}
+  OwnedFd(OwnedFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  OwnedFd& operator=(OwnedFd&& other) noexcept {
+    if (this != &other) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ~OwnedFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
 struct LibraryLoader::BuiltTemplate {
   LibraryTemplate tmpl;
   std::vector<DependencyRef> dependencies;
@@ -46,6 +71,11 @@ struct LibraryLoader::BuiltTemplate {
   // File pages of a copy that no segment maps, released once it is loaded (Note [Copies
   // live in memory]).
   std::vector<FileRange> unmapped;
+  // The original file the template was made from, kept open: copies are its bytes plus
+  // the template's changes (LibraryTemplate::keepOnlyChanges), and their shared segments
+  // map it, even if the path is replaced on disk meanwhile (a package upgrade).
+  OwnedFd source;
+  uint64_t source_size = 0;
 };
 
 // One template, built once by whichever thread asks first. Once `built` is set it is
@@ -115,21 +145,29 @@ class MappedFile {
     if (st.st_size == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": empty file"));
     void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) return absl::ErrnoToStatus(errno, absl::StrCat("mapping ", path));
-    return MappedFile(static_cast<const char*>(map), static_cast<size_t>(st.st_size));
+    std::move(closer).Cancel();
+    return MappedFile(static_cast<const char*>(map), static_cast<size_t>(st.st_size), fd);
   }
   MappedFile(MappedFile&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), size_(other.size_) {}
+      : data_(std::exchange(other.data_, nullptr)), size_(other.size_),
+        fd_(std::exchange(other.fd_, -1)) {}
   MappedFile& operator=(MappedFile&&) = delete;
   ~MappedFile() {
     if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
+    if (fd_ >= 0) ::close(fd_);
   }
   absl::string_view bytes() const { return absl::string_view(data_, size_); }
+  // The open file, e.g. to dup() and keep: the very bytes that were mapped.
+  int fd() const { return fd_; }
 
  private:
-  MappedFile(const char* data, size_t size) : data_(data), size_(size) {}
+  MappedFile(const char* data, size_t size, int fd) : data_(data), size_(size), fd_(fd) {}
   const char* data_;
   size_t size_;
+  int fd_;
 };
+
+
 
 // Spare capacity for what editElf appends (page alignment, program headers, .dynamic and
 // new strings) beyond a copy of .dynstr, so that it never reallocates a large image.
@@ -383,8 +421,12 @@ absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
   std::vector<SharedSegment> shared = findShareableSegments(
       elf, tmpl.image(), tmpl.placeholderOffsets(), LibraryTemplate::kIdPlaceholder.size());
   PYFLEET_ASSIGN_OR_RETURN(ElfFile copy_layout, ElfFile::parse(tmpl.image(), path));
+  std::vector<FileRange> unmapped = unmappedRanges(copy_layout);
+  OwnedFd source(::fcntl(file.fd(), F_DUPFD_CLOEXEC, 0));
+  if (source.get() < 0) return absl::ErrnoToStatus(errno, absl::StrCat("keeping ", path, " open"));
+  PYFLEET_RETURN_IF_ERROR(tmpl.keepOnlyChanges(file.bytes()));
   return BuiltTemplate{std::move(tmpl), std::move(dependencies), path, std::move(shared),
-                       unmappedRanges(copy_layout)};
+                       std::move(unmapped), std::move(source), file.bytes().size()};
 }
 
 absl::StatusOr<const LibraryLoader::BuiltTemplate*> LibraryLoader::templateFor(
@@ -423,16 +465,16 @@ absl::StatusOr<void*> LibraryLoader::loadCopy(const BuiltTemplate& built, int in
       workspace_->loadWith(
           name,
           [&](int fd, const std::string& path) {
-            return source.writeInstance(index, [&](absl::string_view bytes, uint64_t offset) {
-              return writeFileAt(fd, bytes, offset, path);
-            });
+            return source.writeInstance(
+                index, [&](absl::string_view bytes, uint64_t offset) { return writeFileAt(fd, bytes, offset, path); },
+                [&] { return copyFileInto(built.source.get(), built.source_size, fd, path); });
           },
           [&](void* loaded, int fd) {
             // A copy that keeps its own pages is still correct, so a failure only costs
             // memory. Note [Copies live in memory]: what is shared leaves the copy's file.
             std::vector<SharedSegment> moved;
             absl::StatusOr<uint64_t> shared =
-                shareSegments(loaded, built.source_path, built.shared_segments, &moved);
+                shareSegments(loaded, built.source.get(), built.source_path, built.shared_segments, &moved);
             shared_bytes = shared.ok() ? *shared : 0;
             std::vector<FileRange> unused = built.unmapped;
             for (const SharedSegment& s : moved) unused.push_back(s.release);

@@ -73,8 +73,26 @@ class LibraryTemplate {
   // `write(bytes, offset)` once with the whole template at offset 0, then once per
   // placeholder with the id's digits. For writing straight into a file (pwrite), which
   // spares a large copy per interpreter. Same errors as formatId(), plus `write`'s.
+  // After keepOnlyChanges(), calls `copy_original()` first (it must put the original
+  // file's bytes at offset 0), then `write` for each changed range and placeholder.
   using ByteWriter = absl::FunctionRef<absl::Status(absl::string_view bytes, uint64_t offset)>;
+  using OriginalCopier = absl::FunctionRef<absl::Status()>;
   absl::Status writeInstance(int id, ByteWriter write) const;
+  absl::Status writeInstance(int id, ByteWriter write, OriginalCopier copy_original) const;
+
+  // LibraryTemplate::keepOnlyChanges()
+  //
+  // Replaces the image by the byte ranges where it differs from `original` (the bytes of
+  // the library it was made from: edits change bytes in place and append, never move
+  // them), so a template costs its edits instead of the library's size: libtorch_python's
+  // keeps ~1 MB of 14 MB, and the process no longer holds every copied library in
+  // memory. Afterwards image() is empty, instantiate() is unavailable (FailedPrecondition)
+  // and writeInstance() needs `copy_original`. FailedPrecondition if the image is shorter
+  // than `original` (then nothing changes).
+  absl::Status keepOnlyChanges(absl::string_view original);
+  bool keepsOnlyChanges() const { return compact_; }
+  // Bytes the template holds (image or changed ranges).
+  uint64_t heldBytes() const;
 
   const std::string& fileName() const { return file_name_; }
   // The patched image with placeholders in place (not loadable as is if it has any).
@@ -87,8 +105,16 @@ class LibraryTemplate {
  private:
   LibraryTemplate() = default;
 
+  // A range of the instance that differs from the original file.
+  struct Change {
+    uint64_t offset;
+    std::string bytes;
+  };
+
   std::string file_name_;
   std::string image_;
+  bool compact_ = false;
+  std::vector<Change> changes_;  // after keepOnlyChanges(), ascending
   std::vector<uint64_t> placeholder_offsets_;
   int demoted_ = 0;
 };

@@ -62,14 +62,21 @@ absl::StatusOr<uint64_t> shareSegments(void* handle, const std::string& original
                                        absl::Span<const SharedSegment> segments,
                                        std::vector<SharedSegment>* moved) {
   if (segments.empty()) return 0;
+  const int fd = ::open(original_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening ", original_path));
+  absl::Cleanup close_fd = [fd] { ::close(fd); };
+  return shareSegments(handle, fd, original_path, segments, moved);
+}
+
+absl::StatusOr<uint64_t> shareSegments(void* handle, int fd, const std::string& original_path,
+                                       absl::Span<const SharedSegment> segments,
+                                       std::vector<SharedSegment>* moved) {
+  if (segments.empty()) return 0;
   struct link_map* map = nullptr;
   if (::dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) {
     const char* error = ::dlerror();
     return absl::InternalError(absl::StrCat("dlinfo of ", original_path, " copy: ", error ? error : "?"));
   }
-  const int fd = ::open(original_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening ", original_path));
-  absl::Cleanup close_fd = [fd] { ::close(fd); };
   uint64_t shared = 0;
   for (const SharedSegment& s : segments) {
     void* where = reinterpret_cast<void*>(map->l_addr + s.vaddr);

@@ -67,7 +67,13 @@ std::vector<SharedSegment> findShareableSegments(const ElfFile& original, absl::
 // Note). Returns the number of bytes now shared. On error (the original cannot be
 // opened, mmap fails) nothing is left half-done for that segment and the copy stays
 // usable with its own pages; the caller may ignore the error.
-// `moved`, if given, receives each segment that was mapped over.
+// `moved`, if given, receives each segment that was mapped over. The first form maps
+// from `original_fd` (the very file the template was made from, kept open: a package
+// upgrade that replaces the file on disk cannot slip other bytes under a copy), the
+// second opens `original_path`.
+absl::StatusOr<uint64_t> shareSegments(void* handle, int original_fd, const std::string& original_path,
+                                       absl::Span<const SharedSegment> segments,
+                                       std::vector<SharedSegment>* moved = nullptr);
 absl::StatusOr<uint64_t> shareSegments(void* handle, const std::string& original_path,
                                        absl::Span<const SharedSegment> segments,
                                        std::vector<SharedSegment>* moved = nullptr);

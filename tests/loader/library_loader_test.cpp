@@ -195,6 +195,41 @@ TEST_F(LibraryLoaderTest, ConcurrentLoadsFromSeveralInterpreters) {
   EXPECT_EQ(stats.copies_loaded, kInterpreters * 4);
 }
 
+TEST_F(LibraryLoaderTest, LaterCopiesComeFromTheFileTheTemplateWasMadeFrom) {
+  // A library replaced on disk after its template was built (a package upgrade renames
+  // a new file over the path) must not change later copies: they are the template's
+  // file plus its changes, read through the descriptor kept open since then.
+  testing::ScratchDir dir;
+  const std::string extension = dir.pathOf("libpyfleet_test_fake_extension.so");
+  const std::string dependency = dir.pathOf("libpyfleet_test_fake_python_dependency.so");
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{PYFLEET_TEST_FAKE_EXTENSION, extension},
+                                 {PYFLEET_TEST_FAKE_PYTHON_DEPENDENCY, dependency}}) {
+    const std::string bytes = testing::readTestFile(from);
+    FILE* f = std::fopen(to.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
+    std::fclose(f);
+  }
+  void* marker0 = addInterpreter(0);
+  void* marker1 = addInterpreter(1);
+  void* first = loadExtension(extension.c_str(), 0);
+  ASSERT_NE(first, nullptr);
+  // Replace the extension by an unrelated library, as `mv new old` does.
+  const std::string replacement = dir.pathOf("replacement.so");
+  {
+    const std::string bytes = testing::readTestFile(PYFLEET_TEST_FAKE_PLAIN_EXTENSION);
+    FILE* f = std::fopen(replacement.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(bytes.data(), 1, bytes.size(), f);
+    std::fclose(f);
+  }
+  ASSERT_EQ(::rename(replacement.c_str(), extension.c_str()), 0);
+  void* second = loadExtension(extension.c_str(), 1);
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(call(first, "fake_extension_dependency_python"), marker0);
+  EXPECT_EQ(call(second, "fake_extension_dependency_python"), marker1);  // the old library's code
+}
+
 TEST_F(LibraryLoaderTest, TwoLoadersInOneProcessDoNotCollide) {
   void* marker = addInterpreter(0);
   absl::StatusOr<std::unique_ptr<LibraryLoader>> other = LibraryLoader::Create();

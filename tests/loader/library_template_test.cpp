@@ -122,6 +122,50 @@ TEST(LibraryTemplateTest, LibraryStringsAreNeverPlaceholders) {
 // Prints how long patching libtorch_python once and making one instance take (for the
 // record; nothing is asserted about time). An instance is measured both as an in-memory
 // copy (instantiate) and as the loader makes it: written straight into a file.
+TEST(LibraryTemplateTest, TemplateKeepingOnlyChangesWritesTheSameInstance) {
+  // libtorch_python with the loader's edits (one relayout, 58 demoted symbols) and a few
+  // scattered byte changes standing in for relocations bound in the template.
+  const std::string original = readTestFile(kLibtorchPython);
+  std::string image = original;
+  for (uint64_t at : {uint64_t{0x2000}, uint64_t{0x2010}, uint64_t{0x100000}}) image[at] ^= 0x5a;
+  absl::StatusOr<LibraryTemplate> tmpl = LibraryTemplate::create(image, kLibtorchPython, dependencyEdits(""));
+  ASSERT_TRUE(tmpl.ok()) << tmpl.status();
+  absl::StatusOr<std::string> expected = tmpl->instantiate(7);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+
+  ASSERT_TRUE(tmpl->keepOnlyChanges(original).ok());
+  EXPECT_TRUE(tmpl->keepsOnlyChanges());
+  EXPECT_TRUE(tmpl->image().empty());
+  EXPECT_LT(tmpl->heldBytes(), uint64_t{2} << 20) << "of " << original.size();
+  EXPECT_EQ(tmpl->instantiate(7).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  auto writeInto = [](std::string& out) {
+    return [&out](absl::string_view bytes, uint64_t offset) {
+      if (out.size() < offset + bytes.size()) out.resize(offset + bytes.size());  // zero-filled, like a file
+      out.replace(offset, bytes.size(), bytes.data(), bytes.size());
+      return absl::OkStatus();
+    };
+  };
+  std::string written;
+  absl::Status status = tmpl->writeInstance(7, writeInto(written), [&] {
+    written.assign(original);
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_TRUE(written == *expected) << "instance from the changes differs from the full template's";
+  // Without a way to copy the original it refuses instead of writing a partial file.
+  std::string partial;
+  EXPECT_EQ(tmpl->writeInstance(7, writeInto(partial)).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(LibraryTemplateTest, KeepOnlyChangesRefusesALongerOriginal) {
+  const std::string original = readTestFile(kLibz);
+  absl::StatusOr<LibraryTemplate> tmpl = LibraryTemplate::create(original, kLibz, ElfEdits{});
+  ASSERT_TRUE(tmpl.ok()) << tmpl.status();
+  EXPECT_EQ(tmpl->keepOnlyChanges(original + "more").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(tmpl->keepsOnlyChanges());
+}
+
 TEST(LibraryTemplateTest, LibtorchPythonTemplateCost) {
   std::string original = readTestFile(kLibtorchPython);
   const auto t0 = std::chrono::steady_clock::now();
