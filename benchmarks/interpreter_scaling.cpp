@@ -176,6 +176,19 @@ int main(int argc, char** argv) {
               "%d symbol relocations bound in the templates\n",
               stats.templates_built, stats.template_seconds, stats.copies_loaded, stats.copy_seconds,
               stats.shared_bytes / 1048576.0, stats.self_bound_relocations);
+  // The reference: the same import in a fresh python3 process (best of 3).
+  double stock = 1e30;
+  for (int r = 0; r < 3; ++r) {
+    FILE* out = ::popen(PYFLEET_PYTHON " -c \"import time; t = time.perf_counter(); import torch; "
+                        "print(time.perf_counter() - t)\" 2>/dev/null", "r");
+    double seconds = -1;
+    if (out != nullptr) {
+      if (std::fscanf(out, "%lf", &seconds) != 1) seconds = -1;
+      ::pclose(out);
+    }
+    if (seconds > 0) stock = std::min(stock, seconds);
+  }
+  if (stock < 1e30) std::printf("reference: import torch in a fresh python3 process: %.3f s\n", stock);
   if (absl::GetFlag(FLAGS_python_objects)) {
     // What `import torch` itself allocates as Python objects, whatever the runtime does:
     // a floor under a later interpreter's private memory (tracemalloc, one more interpreter).
