@@ -36,7 +36,6 @@ struct LibraryLoader::DependencyRef {
   LibraryInfo info;
 };
 
-// A patched library and the Python-dependent libraries its copies need loaded first.
 namespace {
 
 // An owned file descriptor (closed on destruction), movable.
@@ -62,6 +61,7 @@ class OwnedFd {
 
 }  // namespace
 
+// A patched library and the Python-dependent libraries its copies need loaded first.
 struct LibraryLoader::BuiltTemplate {
   LibraryTemplate tmpl;
   std::vector<DependencyRef> dependencies;
@@ -166,8 +166,6 @@ class MappedFile {
   size_t size_;
   int fd_;
 };
-
-
 
 // Spare capacity for what editElf appends (page alignment, program headers, .dynamic and
 // new strings) beyond a copy of .dynstr, so that it never reallocates a large image.
