@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdlib.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <linux/magic.h>
 #include <sys/statfs.h>
@@ -46,6 +47,19 @@ absl::Status copyFileInto(int in, uint64_t size, int out, const std::string& pat
       break;  // fall back to pread/pwrite below
     }
     return errnoError(errno, absl::StrCat("copying into ", path));
+  }
+  // copy_file_range refuses some pairs of file systems (ext4 to tmpfs on current
+  // kernels): sendfile still copies in the kernel, from any regular file.
+  while (static_cast<uint64_t>(in_offset) < size) {
+    if (::lseek(out, static_cast<off_t>(in_offset), SEEK_SET) < 0) break;
+    off_t from = static_cast<off_t>(in_offset);
+    const ssize_t n = ::sendfile(out, in, &from, size - static_cast<uint64_t>(in_offset));
+    if (n > 0) {
+      in_offset = from;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    break;  // fall back to pread/pwrite below
   }
   uint64_t done = static_cast<uint64_t>(in_offset);
   char buffer[1 << 16];

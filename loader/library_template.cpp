@@ -77,8 +77,9 @@ absl::Status LibraryTemplate::keepOnlyChanges(absl::string_view original) {
   if (image_.size() < original.size()) {
     return absl::FailedPreconditionError(absl::StrCat(file_name_, ": edited image is shorter than the original"));
   }
-  // Differing runs closer than this are kept as one range: fewer, larger writes.
-  constexpr uint64_t kJoinGap = 64;
+  // Differing runs closer than this are kept as one range: fewer, larger writes (bound
+  // relocations are scattered all over .rela.dyn).
+  constexpr uint64_t kJoinGap = 4096;
   std::vector<Change> changes;
   const uint64_t common = original.size();
   uint64_t i = 0;
