@@ -4,10 +4,12 @@
 #include "loader/library_copy.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/statfs.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <memory>
@@ -151,6 +153,30 @@ TEST(LibraryCopyTest, AfterLoadSeesTheOpenFileBeforeItIsRemoved) {
   EXPECT_EQ(seen_handle, *handle);
   EXPECT_EQ(static_cast<size_t>(during.st_size), image.size());
   EXPECT_FALSE(exists(ws->pathOf("libz-after-load.so")));
+}
+
+TEST(LibraryCopyTest, CopyFileIntoCopiesAcrossFileSystemsAndReportsShortSources) {
+  // libz from the system disk into the in-memory workspace root and into a scratch
+  // directory: whichever in-kernel copy the pair allows, the bytes arrive whole.
+  const std::string original = readTestFile(kLibz);
+  const int in = ::open(kLibz, O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(in, 0);
+  testing::ScratchDir scratch;
+  for (const std::string& dir : {std::string("/dev/shm"), scratch.path()}) {
+    const std::string path = dir + "/pyfleet-copy-test-" + std::to_string(::getpid());
+    const int out = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ASSERT_GE(out, 0) << path;
+    ::unlink(path.c_str());
+    absl::Status copied = copyFileInto(in, original.size(), out, path);
+    ASSERT_TRUE(copied.ok()) << copied;
+    std::string back(original.size(), '\0');
+    EXPECT_EQ(::pread(out, back.data(), back.size(), 0), static_cast<ssize_t>(back.size()));
+    EXPECT_TRUE(back == original) << dir;
+    // Asking for more than the source holds is DataLoss, not a silently short copy.
+    EXPECT_EQ(copyFileInto(in, original.size() + 4096, out, path).code(), absl::StatusCode::kDataLoss);
+    ::close(out);
+  }
+  ::close(in);
 }
 
 TEST(LibraryCopyTest, FileIsUnlinkedRightAfterLoad) {
