@@ -107,18 +107,20 @@ absl::StatusOr<std::unique_ptr<LibraryWorkspace>> LibraryWorkspace::create(std::
   return ws;
 }
 
+bool LibraryWorkspace::isRoomyTmpfs(const char* dir, uint64_t min_free_bytes) {
+  struct statfs fs;
+  if (::statfs(dir, &fs) != 0 || fs.f_type != TMPFS_MAGIC) return false;
+  if (::access(dir, W_OK | X_OK) != 0) return false;
+  return static_cast<uint64_t>(fs.f_bavail) * static_cast<uint64_t>(fs.f_bsize) >= min_free_bytes;
+}
+
 std::string LibraryWorkspace::defaultTempRoot() {
   auto env = [](const char* name) -> std::string {
     const char* value = ::getenv(name);
     return value != nullptr ? value : "";
   };
   if (std::string root = env("PYFLEET_TMPDIR"); !root.empty()) return root;
-  // Note [Copies live in memory]
-  struct statfs fs;
-  if (::statfs("/dev/shm", &fs) == 0 && fs.f_type == TMPFS_MAGIC &&
-      ::access("/dev/shm", W_OK | X_OK) == 0) {
-    return "/dev/shm";
-  }
+  if (isRoomyTmpfs("/dev/shm", kMinInMemoryRootBytes)) return "/dev/shm";  // Note [Copies live in memory]
   if (std::string root = env("TMPDIR"); !root.empty()) return root;
   return "/tmp";
 }

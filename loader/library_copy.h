@@ -34,7 +34,8 @@
 // project's 2-core VMs, and the dirty pages of the unlinked files were still written
 // back to disk; on tmpfs the same writes take 0.06-0.08 s and never reach a disk. So the
 // default root is /dev/shm, the RAM-backed place every Linux system has, as a memfd
-// would be; but tmpfs pages cannot be dropped like clean page cache, so after a copy's
+// would be, when it has room (1 GiB free: containers often mount a small one); but tmpfs
+// pages cannot be dropped like clean page cache, so after a copy's
 // read-only segments are re-mapped onto the original file (Note [Sharing read-only
 // segments with the original file]) the copy's file gives those pages back by punching
 // holes (releaseSharedPages). What stays is what the copy still maps: its first
@@ -79,9 +80,15 @@ class LibraryWorkspace {
   // LibraryWorkspace::defaultTempRoot()
   //
   // Where copies are written when no root is given: $PYFLEET_TMPDIR if set and not
-  // empty; else /dev/shm when it is a tmpfs directory this process may write to (see Note
+  // empty; else /dev/shm when isRoomyTmpfs("/dev/shm", kMinInMemoryRootBytes) (see Note
   // [Copies live in memory]); else $TMPDIR; else /tmp.
   static std::string defaultTempRoot();
+
+  // Whether `dir` is a tmpfs directory this process may write to with at least
+  // `min_free_bytes` available. A container's small /dev/shm (Docker's default is 64 MB;
+  // each interpreter writes ~32 MB and keeps ~7 MB there) is not used by default.
+  static bool isRoomyTmpfs(const char* dir, uint64_t min_free_bytes);
+  static constexpr uint64_t kMinInMemoryRootBytes = uint64_t{1} << 30;
   LibraryWorkspace(const LibraryWorkspace&) = delete;
   LibraryWorkspace& operator=(const LibraryWorkspace&) = delete;
 

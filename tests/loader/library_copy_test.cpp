@@ -130,7 +130,13 @@ TEST(LibraryCopyTest, DefaultRootIsInMemory) {
   struct statfs fs;
   ASSERT_EQ(::statfs("/dev/shm", &fs), 0) << "this test expects Debian's /dev/shm";
   ASSERT_EQ(fs.f_type, TMPFS_MAGIC);
+  ASSERT_TRUE(LibraryWorkspace::isRoomyTmpfs("/dev/shm", LibraryWorkspace::kMinInMemoryRootBytes))
+      << "this test expects a /dev/shm of 1 GiB or more, as on a Debian machine";
   EXPECT_EQ(LibraryWorkspace::defaultTempRoot(), "/dev/shm");
+  // Too little room, not tmpfs, or missing: not used.
+  EXPECT_FALSE(LibraryWorkspace::isRoomyTmpfs("/dev/shm", uint64_t{1} << 62));
+  EXPECT_FALSE(LibraryWorkspace::isRoomyTmpfs(PYFLEET_TEST_FAKE_INTERPRETER, 0));
+  EXPECT_FALSE(LibraryWorkspace::isRoomyTmpfs("/nonexistent/dir", 0));
   std::unique_ptr<LibraryWorkspace> ws = makeWorkspace("");
   ASSERT_NE(ws, nullptr);
   EXPECT_EQ(ws->path().rfind("/dev/shm/pyfleet-", 0), 0u) << ws->path();
