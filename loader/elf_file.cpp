@@ -267,6 +267,10 @@ absl::Status ElfFile::parseDynsym() {
   for (uint64_t i = 0; i < dynsym_count_; ++i) {
     const Elf64_Sym sym = readAt<Elf64_Sym>(bytes_, sh.sh_offset + i * sizeof(Elf64_Sym));
     if (ELF64_ST_BIND(sym.st_info) == STB_GNU_UNIQUE) ++unique_count_;
+    if (sym.st_shndx != SHN_UNDEF && ELF64_ST_BIND(sym.st_info) != STB_LOCAL && sym.st_name != 0 &&
+        ELF64_ST_TYPE(sym.st_info) != STT_SECTION && ELF64_ST_TYPE(sym.st_info) != STT_FILE) {
+      ++defined_count_;
+    }
     if (first_exported_.empty() && sym.st_shndx != SHN_UNDEF && sym.st_shndx < SHN_LORESERVE &&
         sym.st_name != 0 && sym.st_name < names.size() && ELF64_ST_BIND(sym.st_info) == STB_GLOBAL &&
         ELF64_ST_VISIBILITY(sym.st_other) == STV_DEFAULT &&

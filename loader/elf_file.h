@@ -105,6 +105,8 @@ class ElfFile {
   // The first defined GLOBAL function or object of default visibility in .dynsym ("" if
   // none): a name to ask the dynamic linker where this library's definitions are found.
   const std::string& firstExportedSymbol() const { return first_exported_; }
+  // Number of defined, non-local symbols in .dynsym (of any binding and type).
+  uint64_t definedSymbolCount() const { return defined_count_; }
   const std::string& firstUndefinedPythonSymbol() const { return first_undefined_python_; }
 
  private:
@@ -143,6 +145,7 @@ class ElfFile {
   int unique_count_ = 0;
   std::string first_undefined_python_;
   std::string first_exported_;
+  uint64_t defined_count_ = 0;
 };
 
 }  // namespace pyfleet::internal

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <linux/magic.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>  // ST_NOEXEC
 #include <unistd.h>
 
 #include <algorithm>
@@ -110,6 +111,8 @@ absl::StatusOr<std::unique_ptr<LibraryWorkspace>> LibraryWorkspace::create(std::
 bool LibraryWorkspace::isRoomyTmpfs(const char* dir, uint64_t min_free_bytes) {
   struct statfs fs;
   if (::statfs(dir, &fs) != 0 || fs.f_type != TMPFS_MAGIC) return false;
+  // Container runtimes mount /dev/shm noexec: copies there could not map their code.
+  if ((fs.f_flags & ST_NOEXEC) != 0) return false;
   if (::access(dir, W_OK | X_OK) != 0) return false;
   return static_cast<uint64_t>(fs.f_bavail) * static_cast<uint64_t>(fs.f_bsize) >= min_free_bytes;
 }

@@ -84,8 +84,8 @@ class LibraryWorkspace {
   // [Copies live in memory]); else $TMPDIR; else /tmp.
   static std::string defaultTempRoot();
 
-  // Whether `dir` is a tmpfs directory this process may write to with at least
-  // `min_free_bytes` available. A container's small /dev/shm (Docker's default is 64 MB;
+  // Whether `dir` is a tmpfs directory, not mounted noexec, this process may write to
+  // with at least `min_free_bytes` available. A container's small /dev/shm (Docker's default is 64 MB;
   // each interpreter writes ~32 MB and keeps ~7 MB there) is not used by default.
   static bool isRoomyTmpfs(const char* dir, uint64_t min_free_bytes);
   static constexpr uint64_t kMinInMemoryRootBytes = uint64_t{1} << 30;

@@ -5,12 +5,15 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <utility>
@@ -76,6 +79,7 @@ struct LibraryLoader::BuiltTemplate {
   // map it, even if the path is replaced on disk meanwhile (a package upgrade).
   OwnedFd source;
   uint64_t source_size = 0;
+  struct timespec source_mtime {};  // to notice the file rewritten in place (same inode)
 };
 
 // One template, built once by whichever thread asks first. Once `built` is set it is
@@ -167,6 +171,17 @@ class MappedFile {
   int fd_;
 };
 
+// Note [Forks while a copy is loading]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Releasing a shared segment's pages from a copy's file (Note [Copies live in memory])
+// is safe only because nothing maps those pages any more: this process re-mapped them
+// onto the original file first. A child forked between the copy's dlopen and that
+// re-mapping inherits mappings of the copy's file and would read zeros there. Forks are
+// counted (pthread_atfork prepare handler, which runs before the child's address space
+// is copied); if any happened while a copy was loading, its shared pages stay in its
+// file. Pages no segment maps (symbol tables, section headers) are released regardless.
+std::atomic<uint64_t> g_forks{0};
+
 // Spare capacity for what editElf appends (page alignment, program headers, .dynamic and
 // new strings) beyond a copy of .dynstr, so that it never reallocates a large image.
 constexpr size_t kRelayoutSlack = 64 * 1024;
@@ -185,7 +200,8 @@ constexpr size_t kRelayoutSlack = 64 * 1024;
 // libshm. Its DT_VERNEED entries stay; glibc finds those libraries among the loaded
 // objects by name (the dlopen(RTLD_NOLOAD) below makes sure the name is known).
 // "In the global scope" is checked, not assumed: the library answers dlopen(name,
-// RTLD_NOLOAD), and dlsym(RTLD_DEFAULT) of one of its exported symbols lands in it.
+// RTLD_NOLOAD), and dlsym on the global scope (globalScopeHandle()) of one of its
+// exported symbols lands in it.
 bool loadedInGlobalScope(const std::string& needed_name, const std::string& exported_symbol) {
   if (exported_symbol.empty()) return false;
   void* handle = ::dlopen(needed_name.c_str(), RTLD_NOLOAD | RTLD_LAZY);
@@ -193,7 +209,7 @@ bool loadedInGlobalScope(const std::string& needed_name, const std::string& expo
   absl::Cleanup close = [handle] { ::dlclose(handle); };
   struct link_map* map = nullptr;
   if (::dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) return false;
-  void* address = ::dlsym(RTLD_DEFAULT, exported_symbol.c_str());
+  void* address = ::dlsym(globalScopeHandle(), exported_symbol.c_str());
   if (address == nullptr) return false;
   Dl_info info;
   struct link_map* found = nullptr;
@@ -223,6 +239,8 @@ LibraryLoader::LibraryLoader(std::unique_ptr<LibraryWorkspace> workspace)
 LibraryLoader::~LibraryLoader() = default;
 
 absl::StatusOr<std::unique_ptr<LibraryLoader>> LibraryLoader::Create(std::string temp_root) {
+  static std::once_flag count_forks;
+  std::call_once(count_forks, [] { ::pthread_atfork([] { g_forks.fetch_add(1); }, nullptr, nullptr); });
   PYFLEET_ASSIGN_OR_RETURN(std::unique_ptr<LibraryWorkspace> workspace,
                            LibraryWorkspace::create(std::move(temp_root)));
   if (absl::StrContains(workspace->path(), LibraryTemplate::kIdPlaceholder)) {
@@ -299,11 +317,13 @@ absl::StatusOr<std::optional<LibraryLoader::LibraryInfo>> LibraryLoader::library
   }
   // Parse without holding mu_; a racing thread may parse too, the first insert wins.
   std::string exported;
+  bool defines = false;
   std::vector<std::string> needed, dirs;
   absl::StatusOr<bool> python = [&]() -> absl::StatusOr<bool> {
     PYFLEET_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open(path));
     PYFLEET_ASSIGN_OR_RETURN(ElfFile elf, ElfFile::parse(file.bytes(), path));
     exported = elf.firstExportedSymbol();
+    defines = elf.definedSymbolCount() > 0;
     if (exported.empty()) {
       needed = elf.needed();
       dirs = searchDirs(elf, dirName(path));
@@ -318,6 +338,7 @@ absl::StatusOr<std::optional<LibraryLoader::LibraryInfo>> LibraryLoader::library
   if (python.ok()) {
     info.emplace().python_dependent = *python;
     info->exported_symbol = std::move(exported);
+    info->defines_symbols = defines;
     info->needed = std::move(needed);
     info->search_dirs = std::move(dirs);
   }
@@ -351,6 +372,8 @@ LibraryLoader::resolveNeeded(const std::string& name, const std::vector<std::str
 
 absl::StatusOr<bool> LibraryLoader::inGlobalScope(const std::string& name, const LibraryInfo& info) {
   if (!info.exported_symbol.empty()) return loadedInGlobalScope(name, info.exported_symbol);
+  // Definitions but none to probe with (all weak, TLS, ...): keep it.
+  if (info.defines_symbols) return false;
   // One that defines nothing (libtorch.so.1.13 only pulls in libtorch_cpu and others) can
   // bind nothing itself: it counts as global when loaded and all it needs is global.
   void* handle = ::dlopen(name.c_str(), RTLD_NOLOAD | RTLD_LAZY);
@@ -422,9 +445,11 @@ absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
   std::vector<FileRange> unmapped = unmappedRanges(copy_layout);
   OwnedFd source(::fcntl(file.fd(), F_DUPFD_CLOEXEC, 0));
   if (source.get() < 0) return absl::ErrnoToStatus(errno, absl::StrCat("keeping ", path, " open"));
+  struct stat st {};
+  if (::fstat(source.get(), &st) != 0) return absl::ErrnoToStatus(errno, absl::StrCat("stat of ", path));
   PYFLEET_RETURN_IF_ERROR(tmpl.keepOnlyChanges(file.bytes()));
-  return BuiltTemplate{std::move(tmpl), std::move(dependencies), path, std::move(shared),
-                       std::move(unmapped), std::move(source), file.bytes().size()};
+  return BuiltTemplate{std::move(tmpl),      std::move(dependencies), path, std::move(shared),
+                       std::move(unmapped), std::move(source),       file.bytes().size(), st.st_mtim};
 }
 
 absl::StatusOr<const LibraryLoader::BuiltTemplate*> LibraryLoader::templateFor(
@@ -458,6 +483,7 @@ absl::StatusOr<void*> LibraryLoader::loadCopy(const BuiltTemplate& built, int in
   PYFLEET_ASSIGN_OR_RETURN(std::string name, LibraryTemplate::withId(name_template, index));
   // Straight from the template into the file: no per-copy image in memory.
   uint64_t shared_bytes = 0;
+  const uint64_t forks_before = g_forks.load();  // Note [Forks while a copy is loading]
   PYFLEET_ASSIGN_OR_RETURN(
       void* handle,
       workspace_->loadWith(
@@ -465,7 +491,18 @@ absl::StatusOr<void*> LibraryLoader::loadCopy(const BuiltTemplate& built, int in
           [&](int fd, const std::string& path) {
             return source.writeInstance(
                 index, [&](absl::string_view bytes, uint64_t offset) { return writeFileAt(fd, bytes, offset, path); },
-                [&] { return copyFileInto(built.source.get(), built.source_size, fd, path); });
+                [&]() -> absl::Status {
+                  // A file rewritten in place since the template was made would give a
+                  // copy of new bytes with old changes: refuse instead of loading that.
+                  struct stat st {};
+                  if (::fstat(built.source.get(), &st) != 0 || static_cast<uint64_t>(st.st_size) != built.source_size ||
+                      st.st_mtim.tv_sec != built.source_mtime.tv_sec || st.st_mtim.tv_nsec != built.source_mtime.tv_nsec) {
+                    return absl::FailedPreconditionError(absl::StrCat(
+                        built.source_path, " was modified in place after this process first loaded it; "
+                        "restart the process to use the new file"));
+                  }
+                  return copyFileInto(built.source.get(), built.source_size, fd, path);
+                });
           },
           [&](void* loaded, int fd) {
             // A copy that keeps its own pages is still correct, so a failure only costs
@@ -475,7 +512,9 @@ absl::StatusOr<void*> LibraryLoader::loadCopy(const BuiltTemplate& built, int in
                 shareSegments(loaded, built.source.get(), built.source_path, built.shared_segments, &moved);
             shared_bytes = shared.ok() ? *shared : 0;
             std::vector<FileRange> unused = built.unmapped;
-            for (const SharedSegment& s : moved) unused.push_back(s.release);
+            if (g_forks.load() == forks_before) {
+              for (const SharedSegment& s : moved) unused.push_back(s.release);
+            }
             releaseFileRanges(fd, unused);
           }));
   addCopyTime(secondsSince(start), shared_bytes);

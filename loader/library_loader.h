@@ -145,6 +145,7 @@ class LibraryLoader {
     // ElfFile::firstExportedSymbol(), to find whether the library is in the global scope,
     // and, for one that exports nothing, its DT_NEEDED names and where they are looked up.
     std::string exported_symbol;
+    bool defines_symbols = false;  // any defined non-local dynamic symbol at all
     std::vector<std::string> needed;
     std::vector<std::string> search_dirs;
   };

@@ -49,8 +49,13 @@ std::vector<SharedSegment> findShareableSegments(const ElfFile& original, absl::
       if (other.p_type != PT_LOAD || &other == &ph || other.p_filesz == 0) continue;
       const uint64_t other_begin = other.p_offset - other.p_offset % page;
       const uint64_t other_end = (other.p_offset + other.p_filesz + page - 1) / page * page;
-      if (other_begin < begin + page && other_end > begin) release_begin = std::max(release_begin, begin + page);
-      if (other_begin < end && other_end > end - page) release_end = std::min(release_end, end - page);
+      if (other_end <= begin || other_begin >= end) continue;
+      if (other_begin >= begin + page && other_end <= end - page) {
+        release_end = release_begin;  // another segment inside this one: release nothing
+        continue;
+      }
+      if (other_begin < begin + page) release_begin = std::max(release_begin, std::min(other_end, end));
+      if (other_end > end - page) release_end = std::min(release_end, std::max(other_begin, begin));
     }
     if (release_end > release_begin) s.release = FileRange{release_begin, release_end - release_begin};
     out.push_back(s);

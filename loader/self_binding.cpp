@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -52,8 +53,11 @@ T readAt(absl::string_view bytes, uint64_t offset) {
 bool selfDefinedCandidate(const ElfFile& elf, const Elf64_Sym& sym, uint64_t index,
                           std::optional<uint64_t> versym_offset) {
   if (sym.st_shndx == SHN_UNDEF || sym.st_shndx == SHN_ABS || sym.st_shndx == SHN_COMMON) return false;
+  if (sym.st_value == 0) return false;  // glibc's check_match skips such definitions
   const int bind = ELF64_ST_BIND(sym.st_info);
   if (bind != STB_GLOBAL && bind != STB_WEAK && bind != STB_GNU_UNIQUE) return false;
+  // With LD_DYNAMIC_WEAK glibc looks past a weak definition for a strong one.
+  if (bind == STB_WEAK && ::getenv("LD_DYNAMIC_WEAK") != nullptr) return false;
   const int type = ELF64_ST_TYPE(sym.st_info);
   if (type == STT_GNU_IFUNC || type == STT_TLS) return false;
   if (ELF64_ST_VISIBILITY(sym.st_other) != STV_DEFAULT) return false;  // bound locally already
@@ -124,9 +128,17 @@ absl::StatusOr<SelfBindingCount> bindSelfReferences(
   return count;
 }
 
+void* globalScopeHandle() {
+  // dlopen(NULL) is the main program; glibc searches its symbol list, which RTLD_GLOBAL
+  // loads extend, for dlsym on it: exactly the global scope. (dlsym(RTLD_DEFAULT) would
+  // also search the calling library's own dependencies when it was dlopen'ed RTLD_LOCAL.)
+  static void* const handle = ::dlopen(nullptr, RTLD_LAZY);
+  return handle;
+}
+
 bool definedInGlobalScope(const char* name) {
   ::dlerror();  // clear, so a symbol whose value is 0 is told apart from a missing one
-  void* address = ::dlsym(RTLD_DEFAULT, name);
+  void* address = ::dlsym(globalScopeHandle(), name);
   return address != nullptr || ::dlerror() == nullptr;
 }
 

@@ -26,8 +26,9 @@
 // _JUMP_SLOT (the last two with addend 0) against a symbol the library defines in a
 // section (not SHN_ABS/COMMON), with default visibility, binding GLOBAL, WEAK or
 // GNU_UNIQUE (demoted to GLOBAL in copies, Note [STB_GNU_UNIQUE demotion]), type other
-// than IFUNC (needs its resolver called) and TLS, and unversioned (.gnu.version index 1);
-// and only when `defined_in_global_scope(name)` is false. The decision is made once per
+// than IFUNC (needs its resolver called) and TLS, unversioned (.gnu.version index 1), with
+// a non-zero value (glibc skips zero-valued definitions), not weak when LD_DYNAMIC_WEAK is
+// set; and only when `defined_in_global_scope(name)` is false. The decision is made once per
 // process, when the template is built: an object that the host later dlopens
 // RTLD_GLOBAL defining the same name would have interposed on later copies, and does
 // not. _JUMP_SLOT entries become RELATIVE too, which glibc applies only for RTLD_NOW
@@ -61,8 +62,12 @@ absl::StatusOr<SelfBindingCount> bindSelfReferences(
 
 // definedInGlobalScope()
 //
-// Whether dlsym(RTLD_DEFAULT, name) finds `name`: some object in this process's global
-// scope defines it. The predicate LibraryLoader uses with bindSelfReferences().
+// Whether some object in this process's global scope (the main program, its
+// dependencies, RTLD_GLOBAL loads: what an RTLD_LOCAL copy searches first) defines
+// `name`. The predicate LibraryLoader uses with bindSelfReferences().
 bool definedInGlobalScope(const char* name);
+
+// The dlopen(NULL) handle: dlsym() on it searches exactly the global scope.
+void* globalScopeHandle();
 
 }  // namespace pyfleet::internal

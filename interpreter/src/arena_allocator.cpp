@@ -13,10 +13,12 @@ constexpr size_t kHugePage = size_t{2} << 20;
 // Address space only (MAP_NORESERVE, untouched pages cost nothing): room for 1 GiB of
 // small Python objects per interpreter before arenas fall back to plain mmap.
 constexpr size_t kRange = size_t{1} << 30;
+constexpr size_t kOpenStep = 4 * kHugePage;
 
 struct ArenaRange {
   char* base = nullptr;  // kHugePage-aligned, kRange bytes
-  size_t used = 0;
+  size_t used = 0;    // bytes handed out as arenas
+  size_t opened = 0;  // bytes made readable and writable (a multiple of kOpenStep)
   std::vector<void*> freed;  // arenas handed back, reused first
 };
 ArenaRange g_range;  // per library copy, i.e. per interpreter
@@ -33,7 +35,14 @@ void* AllocArena(void*, size_t size) {
       g_range.freed.pop_back();
       return p;
     }
-    if (g_range.used + size <= kRange) {
+    // The range is reserved PROT_NONE (no commit charge) and opened a few huge pages at a
+    // time: whole, aligned huge pages must be writable before their first touch, or the
+    // kernel falls back to 4 KiB pages.
+    if (g_range.used + size > g_range.opened && g_range.opened + kOpenStep <= kRange &&
+        ::mprotect(g_range.base + g_range.opened, kOpenStep, PROT_READ | PROT_WRITE) == 0) {
+      g_range.opened += kOpenStep;
+    }
+    if (g_range.used + size <= g_range.opened) {
       void* p = g_range.base + g_range.used;
       g_range.used += size;
       return p;
@@ -55,8 +64,12 @@ void FreeArena(void*, void* p, size_t size) {
 }  // namespace
 
 void InstallHugePageArenas() {
-  void* reserved = ::mmap(nullptr, kRange + kHugePage, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  // Address space only: PROT_NONE is not charged against overcommit limits or
+  // RLIMIT_DATA; AllocArena makes each arena readable and writable as it hands it out.
+  void* reserved = g_range.base != nullptr
+                       ? MAP_FAILED  // already installed (a retried start): keep that range
+                       : ::mmap(nullptr, kRange + kHugePage, PROT_NONE,
+                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (reserved != MAP_FAILED) {
     const uintptr_t start = reinterpret_cast<uintptr_t>(reserved);
     const uintptr_t aligned = (start + kHugePage - 1) & ~(uintptr_t{kHugePage} - 1);

@@ -5,6 +5,8 @@
 #include "loader/library_loader.h"
 
 #include <dlfcn.h>
+#include <fstream>
+#include <link.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -228,6 +230,71 @@ TEST_F(LibraryLoaderTest, LaterCopiesComeFromTheFileTheTemplateWasMadeFrom) {
   ASSERT_NE(second, nullptr);
   EXPECT_EQ(call(first, "fake_extension_dependency_python"), marker0);
   EXPECT_EQ(call(second, "fake_extension_dependency_python"), marker1);  // the old library's code
+}
+
+TEST_F(LibraryLoaderTest, ALibraryRewrittenInPlaceIsRefusedForLaterCopies) {
+  // Rewriting the file itself (same inode: `cp new old`) cannot be followed: later copies
+  // would mix new bytes with the template's old changes. They fail with a clear error.
+  testing::ScratchDir dir;
+  const std::string extension = dir.pathOf("libpyfleet_test_fake_extension.so");
+  const std::string dependency = dir.pathOf("libpyfleet_test_fake_python_dependency.so");
+  auto put = [](const std::string& from, const std::string& to) {
+    const std::string bytes = testing::readTestFile(from);
+    FILE* f = std::fopen(to.c_str(), "wb");  // truncates in place when it exists
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
+    std::fclose(f);
+  };
+  put(PYFLEET_TEST_FAKE_EXTENSION, extension);
+  put(PYFLEET_TEST_FAKE_PYTHON_DEPENDENCY, dependency);
+  addInterpreter(0);
+  addInterpreter(1);
+  ASSERT_NE(loadExtension(extension.c_str(), 0), nullptr);
+  put(PYFLEET_TEST_FAKE_PLAIN_EXTENSION, extension);
+  absl::StatusOr<void*> second = loader_->loadExtension(extension, 1);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("modified in place"));
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("libpyfleet_test_fake_extension.so"));
+}
+
+// Bytes allocated to the (deleted) copy file that backs `address`.
+uint64_t allocatedBytesOfFileAt(const void* address) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  const uintptr_t at = reinterpret_cast<uintptr_t>(address);
+  while (std::getline(maps, line)) {
+    uintptr_t begin = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &begin, &end) != 2 || at < begin || at >= end) continue;
+    struct stat st {};
+    if (::stat(("/proc/self/map_files/" + line.substr(0, line.find(' '))).c_str(), &st) != 0) return 0;
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  return 0;
+}
+
+TEST_F(LibraryLoaderTest, SharedPagesLeaveTheCopyFileUnlessAForkHappenedDuringTheLoad) {
+  // Note [Forks while a copy is loading]. Both libraries have 1 MiB of .rodata, shared
+  // with the original file once loaded; the copy's file keeps its writable data, whose
+  // mapping lets us find it.
+  addInterpreter(0);
+  void* quiet = loadExtension(PYFLEET_TEST_BIG_RODATA, 0);
+  void* forking = loadExtension(PYFLEET_TEST_BIG_RODATA_FORKING, 0);  // forks in its constructor
+  ASSERT_NE(quiet, nullptr);
+  ASSERT_NE(forking, nullptr);
+  auto byte = [](void* handle) {
+    return reinterpret_cast<unsigned char (*)(int)>(symbolOrFail(handle, "big_rodata_byte"));
+  };
+  EXPECT_EQ(byte(quiet)(2), 3);
+  EXPECT_EQ(byte(forking)(2), 3);
+  // Any writable object of each copy: its GOT entry for PyLong_FromLong lives in the copy's file.
+  struct link_map* quiet_map = nullptr;
+  struct link_map* forking_map = nullptr;
+  ASSERT_EQ(::dlinfo(quiet, RTLD_DI_LINKMAP, &quiet_map), 0);
+  ASSERT_EQ(::dlinfo(forking, RTLD_DI_LINKMAP, &forking_map), 0);
+  const uint64_t quiet_bytes = allocatedBytesOfFileAt(quiet_map->l_ld);
+  const uint64_t forking_bytes = allocatedBytesOfFileAt(forking_map->l_ld);
+  EXPECT_LT(quiet_bytes, uint64_t{512} << 10) << "the shared .rodata left the copy's file";
+  EXPECT_GT(forking_bytes, uint64_t{1} << 20) << "a fork during the load keeps it";
 }
 
 TEST_F(LibraryLoaderTest, TwoLoadersInOneProcessDoNotCollide) {

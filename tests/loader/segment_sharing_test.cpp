@@ -127,6 +127,37 @@ TEST(SegmentSharingTest, ReleasableRangesNeverTouchAnotherSegment) {
   EXPECT_TRUE(unmappedRanges(*elf).empty());
 }
 
+TEST(SegmentSharingTest, NoPageOfAnotherSegmentIsEverReleased) {
+  // An unusual layout: another PT_LOAD whose file range lies in the middle of the code
+  // segment's. Releasing the code segment's pages must leave that range alone.
+  std::string bytes = readTestFile(kLibz);
+  absl::StatusOr<ElfFile> elf = ElfFile::parse(bytes, kLibz);
+  ASSERT_TRUE(elf.ok()) << elf.status();
+  const uint64_t page = ::sysconf(_SC_PAGESIZE);
+  int code = -1, other = -1;
+  for (size_t i = 0; i < elf->programHeaders().size(); ++i) {
+    const Elf64_Phdr& ph = elf->programHeaders()[i];
+    if (ph.p_type != PT_LOAD) continue;
+    if (ph.p_flags & PF_X) code = static_cast<int>(i);
+    else if (!(ph.p_flags & PF_W) && ph.p_offset > 0) other = static_cast<int>(i);
+  }
+  ASSERT_GE(code, 0);
+  ASSERT_GE(other, 0);
+  Elf64_Phdr moved = elf->programHeaders()[other];
+  const Elf64_Phdr& text = elf->programHeaders()[code];
+  ASSERT_GT(text.p_filesz, 4 * page);
+  moved.p_offset = text.p_offset - text.p_offset % page + 2 * page;  // inside the code pages
+  moved.p_filesz = moved.p_memsz = page / 2;
+  std::memcpy(bytes.data() + elf->header().e_phoff + other * sizeof(Elf64_Phdr), &moved, sizeof(moved));
+  absl::StatusOr<ElfFile> odd = ElfFile::parse(bytes, "odd layout");
+  ASSERT_TRUE(odd.ok()) << odd.status();
+  for (const SharedSegment& s : findShareableSegments(*odd, bytes, {}, 0)) {
+    if (s.release.length == 0) continue;
+    EXPECT_FALSE(s.release.offset < moved.p_offset + page && s.release.offset + s.release.length > moved.p_offset)
+        << "would release a page the other segment maps";
+  }
+}
+
 TEST(SegmentSharingTest, UnmappedRangesCoverSymbolTablesOnly) {
   // Our interpreter library keeps .symtab/.strtab (~0.9 MB): pages no segment maps.
   const std::string bytes = readTestFile(PYFLEET_TEST_INTERPRETER_LIBRARY);
