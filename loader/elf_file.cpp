@@ -267,8 +267,12 @@ absl::Status ElfFile::parseDynsym() {
   for (uint64_t i = 0; i < dynsym_count_; ++i) {
     const Elf64_Sym sym = readAt<Elf64_Sym>(bytes_, sh.sh_offset + i * sizeof(Elf64_Sym));
     if (ELF64_ST_BIND(sym.st_info) == STB_GNU_UNIQUE) ++unique_count_;
+    // Symbols that can bind something; not the linker's NOTYPE markers (_end, _edata,
+    // __bss_start) that even a library defining nothing has.
+    const int type = ELF64_ST_TYPE(sym.st_info);
     if (sym.st_shndx != SHN_UNDEF && ELF64_ST_BIND(sym.st_info) != STB_LOCAL && sym.st_name != 0 &&
-        ELF64_ST_TYPE(sym.st_info) != STT_SECTION && ELF64_ST_TYPE(sym.st_info) != STT_FILE) {
+        (type == STT_FUNC || type == STT_OBJECT || type == STT_TLS || type == STT_GNU_IFUNC ||
+         type == STT_COMMON)) {
       ++defined_count_;
     }
     if (first_exported_.empty() && sym.st_shndx != SHN_UNDEF && sym.st_shndx < SHN_LORESERVE &&

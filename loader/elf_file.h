@@ -105,7 +105,8 @@ class ElfFile {
   // The first defined GLOBAL function or object of default visibility in .dynsym ("" if
   // none): a name to ask the dynamic linker where this library's definitions are found.
   const std::string& firstExportedSymbol() const { return first_exported_; }
-  // Number of defined, non-local symbols in .dynsym (of any binding and type).
+  // Number of defined, non-local functions, objects, TLS and IFUNC symbols in .dynsym (of
+  // any binding): what the library can bind for others.
   uint64_t definedSymbolCount() const { return defined_count_; }
   const std::string& firstUndefinedPythonSymbol() const { return first_undefined_python_; }
 

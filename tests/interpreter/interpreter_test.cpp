@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <ATen/ATen.h>
 
+#include <dlfcn.h>
+#include <link.h>
+
 #include <atomic>
 #include <cstdio>
 #include <iterator>
@@ -252,6 +255,41 @@ TEST(InterpreterTest, SmallObjectsLiveOnHugePagesWhereTheKernelAllowsThem) {
   }
   EXPECT_EQ(I(0).eval("len(_arena_probe)").toInt(), 1000000);
   I(0).run("del _arena_probe\n");
+}
+
+TEST(InterpreterTest, InterpreterCopiesListNoLibraryTheHostAlreadyHasGlobally) {
+  // Note [Dependencies already in the global scope]: the host links LibTorch, so the
+  // interpreter library copies drop libtorch*, libc10, libstdc++ ... from DT_NEEDED, and
+  // an extension copy (which needs its interpreter copy) does not walk LibTorch's tree.
+  I(0).run("import json\n");
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  std::set<std::string> copies;
+  while (std::getline(maps, line)) {
+    const size_t at = line.find('/');
+    const size_t end = line.find("-interpreter.so (deleted)");
+    if (at != std::string::npos && end != std::string::npos) copies.insert(line.substr(at, end + 15 - at));
+  }
+  ASSERT_GE(copies.size(), 2u);
+  for (const std::string& path : copies) {
+    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);  // matched by name
+    ASSERT_NE(handle, nullptr) << path;
+    struct link_map* map = nullptr;
+    ASSERT_EQ(::dlinfo(handle, RTLD_DI_LINKMAP, &map), 0);
+    const char* strings = nullptr;
+    for (const ElfW(Dyn)* d = map->l_ld; d->d_tag != DT_NULL; ++d) {
+      if (d->d_tag == DT_STRTAB) strings = reinterpret_cast<const char*>(d->d_un.d_ptr);
+    }
+    ASSERT_NE(strings, nullptr);
+    for (const ElfW(Dyn)* d = map->l_ld; d->d_tag != DT_NULL; ++d) {
+      if (d->d_tag != DT_NEEDED) continue;
+      const std::string needed = strings + d->d_un.d_val;
+      EXPECT_EQ(needed.find("libtorch"), std::string::npos) << path << " needs " << needed;
+      EXPECT_NE(needed, "libc10.so.1.13") << path;
+      EXPECT_NE(needed, "libstdc++.so.6") << path;
+    }
+    ::dlclose(handle);
+  }
 }
 
 TEST(InterpreterTest, ConcurrentCallsOnOwnInterpretersAreCorrect) {

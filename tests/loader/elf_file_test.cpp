@@ -66,6 +66,22 @@ TEST(ElfFileTest, LibzDoesNotDependOnPython) {
   EXPECT_GT(elf->loadEnd(), 0u);
 }
 
+TEST(ElfFileTest, ExportsOfARealLibraryAndOfOneThatOnlyPullsInOthers) {
+  const std::string libz = readTestFile(kLibz);
+  absl::StatusOr<ElfFile> z = ElfFile::parse(libz, kLibz);
+  ASSERT_TRUE(z.ok()) << z.status();
+  EXPECT_GT(z->definedSymbolCount(), 50u);
+  EXPECT_FALSE(z->firstExportedSymbol().empty());
+  // Debian's libtorch.so.1.13 defines only the linker's markers (_end, _edata,
+  // __bss_start): nothing another object could bind to.
+  const std::string stub = readTestFile("/usr/lib/x86_64-linux-gnu/libtorch.so.1.13");
+  absl::StatusOr<ElfFile> torch = ElfFile::parse(stub, "libtorch.so.1.13");
+  ASSERT_TRUE(torch.ok()) << torch.status();
+  EXPECT_EQ(torch->definedSymbolCount(), 0u);
+  EXPECT_TRUE(torch->firstExportedSymbol().empty());
+  EXPECT_FALSE(torch->needed().empty());
+}
+
 TEST(ElfFileTest, ReadsRunpath) {
   const std::string bytes = readTestFile(PYFLEET_TEST_FAKE_EXTENSION);
   absl::StatusOr<ElfFile> elf = ElfFile::parse(bytes, "fake_extension.so");
