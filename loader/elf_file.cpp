@@ -12,15 +12,6 @@
 namespace pyfleet::internal {
 namespace {
 
-// Copies a T out of `bytes` at `offset` (the caller has bounds-checked it). The file image
-// has no alignment guarantee, so structures are never read through a cast pointer.
-template <typename T>
-T readAt(absl::string_view bytes, uint64_t offset) {
-  T value;
-  std::memcpy(&value, bytes.data() + offset, sizeof(T));
-  return value;
-}
-
 bool isPythonSymbolName(absl::string_view table, uint64_t offset) {
   // Compares at most 3 bytes, stopping at the end of the table (a NUL ends the name).
   auto at = [&](uint64_t i) { return offset + i < table.size() ? table[offset + i] : '\0'; };
@@ -237,6 +228,13 @@ absl::Status ElfFile::parseSections() {
     }
   }
   return absl::OkStatus();
+}
+
+std::optional<uint64_t> ElfFile::dynamicValue(int64_t tag) const {
+  for (const Elf64_Dyn& d : dynamic_) {
+    if (d.d_tag == tag) return d.d_un.d_val;
+  }
+  return std::nullopt;
 }
 
 absl::Status ElfFile::parseDynsym() {

@@ -21,6 +21,7 @@
 #include <elf.h>
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +30,15 @@
 #include "absl/strings/string_view.h"
 
 namespace pyfleet::internal {
+
+// Copies a T out of `bytes` at `offset` (the caller has bounds-checked it). A file image
+// has no alignment guarantee, so structures are never read through a cast pointer.
+template <typename T>
+T readAt(absl::string_view bytes, uint64_t offset) {
+  T value;
+  std::memcpy(&value, bytes.data() + offset, sizeof(T));
+  return value;
+}
 
 class ElfFile {
  public:
@@ -60,6 +70,8 @@ class ElfFile {
 
   // The PT_DYNAMIC entries up to and including the first DT_NULL.
   const std::vector<Elf64_Dyn>& dynamicEntries() const { return dynamic_; }
+  // The value of the first dynamic entry with `tag`; nullopt if there is none.
+  std::optional<uint64_t> dynamicValue(int64_t tag) const;
   // File offset of the first dynamic entry.
   uint64_t dynamicOffset() const { return dynamic_offset_; }
 
@@ -97,6 +109,10 @@ class ElfFile {
   // has no SHT_DYNSYM section, e.g. when its section headers were stripped).
   uint64_t dynsymOffset() const { return dynsym_offset_; }
   uint64_t dynsymCount() const { return dynsym_count_; }
+  // .dynsym entry `index` (< dynsymCount()).
+  Elf64_Sym symbol(uint64_t index) const {
+    return readAt<Elf64_Sym>(bytes_, dynsym_offset_ + index * sizeof(Elf64_Sym));
+  }
   // Number of symbols with binding STB_GNU_UNIQUE. See Note [STB_GNU_UNIQUE demotion].
   int uniqueSymbolCount() const { return unique_count_; }
   // Whether some undefined symbol's name starts with "Py" or "_Py": the library needs a

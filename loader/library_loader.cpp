@@ -150,25 +150,23 @@ class MappedFile {
     void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) return absl::ErrnoToStatus(errno, absl::StrCat("mapping ", path));
     std::move(closer).Cancel();
-    return MappedFile(static_cast<const char*>(map), static_cast<size_t>(st.st_size), fd);
+    return MappedFile(static_cast<const char*>(map), static_cast<size_t>(st.st_size), OwnedFd(fd));
   }
   MappedFile(MappedFile&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), size_(other.size_),
-        fd_(std::exchange(other.fd_, -1)) {}
+      : data_(std::exchange(other.data_, nullptr)), size_(other.size_), fd_(std::move(other.fd_)) {}
   MappedFile& operator=(MappedFile&&) = delete;
   ~MappedFile() {
     if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
-    if (fd_ >= 0) ::close(fd_);
   }
   absl::string_view bytes() const { return absl::string_view(data_, size_); }
   // The open file, e.g. to dup() and keep: the very bytes that were mapped.
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
 
  private:
-  MappedFile(const char* data, size_t size, int fd) : data_(data), size_(size), fd_(fd) {}
+  MappedFile(const char* data, size_t size, OwnedFd fd) : data_(data), size_(size), fd_(std::move(fd)) {}
   const char* data_;
   size_t size_;
-  int fd_;
+  OwnedFd fd_;
 };
 
 // Note [Forks while a copy is loading]

@@ -19,6 +19,15 @@ namespace {
 
 uint64_t PageSize() { return static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)); }
 
+// The whole pages [begin, end) of the file that segment `ph` maps.
+struct PageSpan {
+  uint64_t begin;
+  uint64_t end;
+};
+PageSpan filePages(const Elf64_Phdr& ph, uint64_t page) {
+  return PageSpan{ph.p_offset - ph.p_offset % page, (ph.p_offset + ph.p_filesz + page - 1) / page * page};
+}
+
 }  // namespace
 
 std::vector<SharedSegment> findShareableSegments(const ElfFile& original, absl::string_view copy,
@@ -31,8 +40,7 @@ std::vector<SharedSegment> findShareableSegments(const ElfFile& original, absl::
     if (ph.p_type != PT_LOAD || (ph.p_flags & PF_W) != 0 || ph.p_filesz == 0) continue;
     if (ph.p_memsz != ph.p_filesz) continue;  // no zero-fill tail in a read-only segment
     if ((ph.p_offset % page) != (ph.p_vaddr % page)) continue;
-    const uint64_t begin = ph.p_offset - ph.p_offset % page;
-    const uint64_t end = (ph.p_offset + ph.p_filesz + page - 1) / page * page;
+    const auto [begin, end] = filePages(ph, page);
     if (end > source.size() || end > copy.size()) continue;
     bool patched = false;
     for (uint64_t p : patched_offsets) {
@@ -47,8 +55,7 @@ std::vector<SharedSegment> findShareableSegments(const ElfFile& original, absl::
     uint64_t release_begin = begin, release_end = end;
     for (const Elf64_Phdr& other : original.programHeaders()) {
       if (other.p_type != PT_LOAD || &other == &ph || other.p_filesz == 0) continue;
-      const uint64_t other_begin = other.p_offset - other.p_offset % page;
-      const uint64_t other_end = (other.p_offset + other.p_filesz + page - 1) / page * page;
+      const auto [other_begin, other_end] = filePages(other, page);
       if (other_end <= begin || other_begin >= end) continue;
       if (other_begin >= begin + page && other_end <= end - page) {
         release_end = release_begin;  // another segment inside this one: release nothing
@@ -106,19 +113,18 @@ absl::StatusOr<uint64_t> shareSegments(void* handle, int fd, const std::string& 
 
 std::vector<FileRange> unmappedRanges(const ElfFile& elf) {
   const uint64_t page = PageSize();
-  std::vector<FileRange> mapped;
+  std::vector<PageSpan> mapped;
   for (const Elf64_Phdr& ph : elf.programHeaders()) {
     if (ph.p_type != PT_LOAD || ph.p_filesz == 0) continue;
-    mapped.push_back(FileRange{ph.p_offset - ph.p_offset % page,
-                               (ph.p_offset + ph.p_filesz + page - 1) / page * page});  // [begin, end)
+    mapped.push_back(filePages(ph, page));
   }
-  std::sort(mapped.begin(), mapped.end(), [](const FileRange& a, const FileRange& b) { return a.offset < b.offset; });
+  std::sort(mapped.begin(), mapped.end(), [](const PageSpan& a, const PageSpan& b) { return a.begin < b.begin; });
   std::vector<FileRange> out;
   uint64_t at = 0;
   const uint64_t file_end = elf.bytes().size() / page * page;  // a partial last page stays
-  for (const FileRange& m : mapped) {
-    if (m.offset > at && at < file_end) out.push_back(FileRange{at, std::min(m.offset, file_end) - at});
-    at = std::max(at, m.length);  // .length holds the end here
+  for (const PageSpan& m : mapped) {
+    if (m.begin > at && at < file_end) out.push_back(FileRange{at, std::min(m.begin, file_end) - at});
+    at = std::max(at, m.end);
   }
   if (file_end > at) out.push_back(FileRange{at, file_end - at});
   return out;

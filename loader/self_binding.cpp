@@ -20,17 +20,10 @@ struct RelaTable {
   uint64_t count = 0;
 };
 
-std::optional<uint64_t> dynamicValue(const ElfFile& elf, int64_t tag) {
-  for (const Elf64_Dyn& d : elf.dynamicEntries()) {
-    if (d.d_tag == tag) return d.d_un.d_val;
-  }
-  return std::nullopt;
-}
-
 absl::StatusOr<std::optional<RelaTable>> findTable(const ElfFile& elf, int64_t address_tag,
                                                    int64_t size_tag, absl::string_view what) {
-  std::optional<uint64_t> address = dynamicValue(elf, address_tag);
-  std::optional<uint64_t> size = dynamicValue(elf, size_tag);
+  std::optional<uint64_t> address = elf.dynamicValue(address_tag);
+  std::optional<uint64_t> size = elf.dynamicValue(size_tag);
   if (!address || !size || *size == 0) return std::nullopt;
   if (*size % sizeof(Elf64_Rela) != 0) {
     return absl::InvalidArgumentError(
@@ -38,13 +31,6 @@ absl::StatusOr<std::optional<RelaTable>> findTable(const ElfFile& elf, int64_t a
   }
   PYFLEET_ASSIGN_OR_RETURN(uint64_t offset, elf.fileOffsetOf(*address, *size));
   return RelaTable{offset, *size / sizeof(Elf64_Rela)};
-}
-
-template <typename T>
-T readAt(absl::string_view bytes, uint64_t offset) {
-  T value;
-  std::memcpy(&value, bytes.data() + offset, sizeof(T));
-  return value;
 }
 
 // Whether a reference to symbol `sym` (index `index`) is bound by glibc to the library's
@@ -76,17 +62,17 @@ absl::StatusOr<SelfBindingCount> bindSelfReferences(
   SelfBindingCount count;
   const uint64_t symbols = elf.dynsymCount();
   if (symbols == 0 || image.size() != elf.bytes().size()) return count;
-  if (std::optional<uint64_t> entry = dynamicValue(elf, DT_RELAENT); entry && *entry != sizeof(Elf64_Rela)) {
+  if (std::optional<uint64_t> entry = elf.dynamicValue(DT_RELAENT); entry && *entry != sizeof(Elf64_Rela)) {
     return absl::InvalidArgumentError(absl::StrCat(elf.fileName(), ": DT_RELAENT is ", *entry));
   }
   std::optional<uint64_t> versym_offset;
-  if (std::optional<uint64_t> versym = dynamicValue(elf, DT_VERSYM)) {
+  if (std::optional<uint64_t> versym = elf.dynamicValue(DT_VERSYM)) {
     PYFLEET_ASSIGN_OR_RETURN(versym_offset, elf.fileOffsetOf(*versym, symbols * sizeof(uint16_t)));
   }
   std::vector<RelaTable> tables;
   PYFLEET_ASSIGN_OR_RETURN(std::optional<RelaTable> dyn, findTable(elf, DT_RELA, DT_RELASZ, "DT_RELA"));
   if (dyn) tables.push_back(*dyn);
-  if (dynamicValue(elf, DT_PLTREL) == std::optional<uint64_t>(DT_RELA)) {
+  if (elf.dynamicValue(DT_PLTREL) == std::optional<uint64_t>(DT_RELA)) {
     PYFLEET_ASSIGN_OR_RETURN(std::optional<RelaTable> plt,
                              findTable(elf, DT_JMPREL, DT_PLTRELSZ, "DT_JMPREL"));
     if (plt) tables.push_back(*plt);
@@ -106,7 +92,7 @@ absl::StatusOr<SelfBindingCount> bindSelfReferences(
       if (index == 0 || index >= symbols) continue;
       ++count.examined;
       if (type != R_X86_64_64 && rela.r_addend != 0) continue;
-      const Elf64_Sym sym = readAt<Elf64_Sym>(bytes, elf.dynsymOffset() + index * sizeof(Elf64_Sym));
+      const Elf64_Sym sym = elf.symbol(index);
       if (verdict[index] < 0) {
         verdict[index] = 0;
         if (selfDefinedCandidate(elf, sym, index, versym_offset) && sym.st_name < strings.size()) {

@@ -262,21 +262,6 @@ TEST_F(LibraryLoaderTest, ALibraryRewrittenInPlaceIsRefusedForLaterCopies) {
   EXPECT_THAT(std::string(second.status().message()), HasSubstr("libpyfleet_test_fake_extension.so"));
 }
 
-// Bytes allocated to the (deleted) copy file that backs `address`.
-uint64_t allocatedBytesOfFileAt(const void* address) {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  const uintptr_t at = reinterpret_cast<uintptr_t>(address);
-  while (std::getline(maps, line)) {
-    uintptr_t begin = 0, end = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx", &begin, &end) != 2 || at < begin || at >= end) continue;
-    struct stat st {};
-    if (::stat(("/proc/self/map_files/" + line.substr(0, line.find(' '))).c_str(), &st) != 0) return 0;
-    return static_cast<uint64_t>(st.st_blocks) * 512;
-  }
-  return 0;
-}
-
 TEST_F(LibraryLoaderTest, SharedPagesLeaveTheCopyFileUnlessAForkHappenedDuringTheLoad) {
   // Note [Forks while a copy is loading]. Both libraries have 1 MiB of .rodata, shared
   // with the original file once loaded; the copy's file keeps its writable data, whose
@@ -291,13 +276,9 @@ TEST_F(LibraryLoaderTest, SharedPagesLeaveTheCopyFileUnlessAForkHappenedDuringTh
   };
   EXPECT_EQ(byte(quiet)(2), 3);
   EXPECT_EQ(byte(forking)(2), 3);
-  // Any writable object of each copy: its GOT entry for PyLong_FromLong lives in the copy's file.
-  struct link_map* quiet_map = nullptr;
-  struct link_map* forking_map = nullptr;
-  ASSERT_EQ(::dlinfo(quiet, RTLD_DI_LINKMAP, &quiet_map), 0);
-  ASSERT_EQ(::dlinfo(forking, RTLD_DI_LINKMAP, &forking_map), 0);
-  const uint64_t quiet_bytes = allocatedBytesOfFileAt(quiet_map->l_ld);
-  const uint64_t forking_bytes = allocatedBytesOfFileAt(forking_map->l_ld);
+  // Each copy's dynamic section lies in its own file.
+  const uint64_t quiet_bytes = testing::allocatedBytesOfFileAt(testing::dynamicSectionOf(quiet));
+  const uint64_t forking_bytes = testing::allocatedBytesOfFileAt(testing::dynamicSectionOf(forking));
   EXPECT_LT(quiet_bytes, uint64_t{512} << 10) << "the shared .rodata left the copy's file";
   EXPECT_GT(forking_bytes, uint64_t{1} << 20) << "a fork during the load keeps it";
 }

@@ -22,45 +22,16 @@
 namespace pyfleet::internal {
 namespace {
 
+using ::pyfleet::internal::testing::allocatedBytesOfFileAt;
+using ::pyfleet::internal::testing::dynamicSectionOf;
 using ::pyfleet::internal::testing::kJsonExtension;
+using ::pyfleet::internal::testing::neededOf;
 using ::pyfleet::internal::testing::symbolOrFail;
 using ::testing::HasSubstr;
 
 constexpr char kLibpython[] = "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0";
 constexpr char kTorchC[] =
     "/usr/lib/python3/dist-packages/torch/_C.cpython-311-x86_64-linux-gnu.so";
-
-// The DT_NEEDED names of a loaded object, read from its dynamic section in memory
-// (glibc has relocated DT_STRTAB to an address).
-std::vector<std::string> neededOf(void* handle) {
-  struct link_map* map = nullptr;
-  std::vector<std::string> out;
-  if (::dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) return out;
-  const char* strings = nullptr;
-  for (const ElfW(Dyn)* d = map->l_ld; d->d_tag != DT_NULL; ++d) {
-    if (d->d_tag == DT_STRTAB) strings = reinterpret_cast<const char*>(d->d_un.d_ptr);
-  }
-  if (strings == nullptr) return out;
-  for (const ElfW(Dyn)* d = map->l_ld; d->d_tag != DT_NULL; ++d) {
-    if (d->d_tag == DT_NEEDED) out.emplace_back(strings + d->d_un.d_val);
-  }
-  return out;
-}
-
-// Bytes allocated to the (deleted) file of the first mapped copy whose name contains
-// `name_part` (its size is ~13 MB for libtorch_python); UINT64_MAX if none is mapped.
-uint64_t allocatedBytesOfCopy(const std::string& name_part) {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    if (line.find(name_part) == std::string::npos) continue;
-    const std::string range = line.substr(0, line.find(' '));
-    struct stat st {};
-    if (::stat(("/proc/self/map_files/" + range).c_str(), &st) != 0) continue;
-    return static_cast<uint64_t>(st.st_blocks) * 512;
-  }
-  return UINT64_MAX;
-}
 
 std::string objectFileOf(void* address) {
   Dl_info info;
@@ -138,7 +109,13 @@ TEST(LibraryLoaderTorchTest, TorchExtensionGetsPrivateLibtorchPythonPerInterpret
   }
   // ... its file keeps only what the copy still maps from it: the shared code and
   // read-only data were released (Note [Copies live in memory]) ...
-  EXPECT_LT(allocatedBytesOfCopy("-d0001-libtorch_python.so.1.13"), uint64_t{6} << 20);
+  for (const char* id : {"00000000", "00000001"}) {
+    const std::string copy = loader.workspacePath() + "/i" + id + "-d0001-libtorch_python.so.1.13.0";
+    void* handle = ::dlopen(copy.c_str(), RTLD_NOW | RTLD_NOLOAD);  // matched by name
+    ASSERT_NE(handle, nullptr) << ::dlerror();
+    EXPECT_LT(allocatedBytesOfFileAt(dynamicSectionOf(handle)), uint64_t{6} << 20) << copy;
+    ::dlclose(handle);
+  }
   // ... and their references to their own definitions were resolved in the template
   // (Note [Binding a copy's references to itself]): libtorch_python has about 9,200.
   EXPECT_GT(after.self_bound_relocations, 8000);

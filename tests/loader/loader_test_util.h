@@ -10,9 +10,13 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <ftw.h>
+#include <link.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -53,6 +57,45 @@ T getAt(const std::string& image, uint64_t offset) {
   T value{};
   if (offset + sizeof(T) <= image.size()) std::memcpy(&value, image.data() + offset, sizeof(T));
   return value;
+}
+
+// The DT_NEEDED names of a loaded object, read from its dynamic section in memory
+// (glibc has relocated DT_STRTAB to an address).
+inline std::vector<std::string> neededOf(void* handle) {
+  struct link_map* map = nullptr;
+  std::vector<std::string> out;
+  if (::dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) return out;
+  const char* strings = nullptr;
+  for (const ElfW(Dyn)* d = map->l_ld; d->d_tag != DT_NULL; ++d) {
+    if (d->d_tag == DT_STRTAB) strings = reinterpret_cast<const char*>(d->d_un.d_ptr);
+  }
+  if (strings == nullptr) return out;
+  for (const ElfW(Dyn)* d = map->l_ld; d->d_tag != DT_NULL; ++d) {
+    if (d->d_tag == DT_NEEDED) out.emplace_back(strings + d->d_un.d_val);
+  }
+  return out;
+}
+
+// Bytes allocated to the (deleted) copy file that the mapping holding `address` maps;
+// UINT64_MAX if no mapping holds it.
+inline uint64_t allocatedBytesOfFileAt(const void* address) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  const uintptr_t at = reinterpret_cast<uintptr_t>(address);
+  while (std::getline(maps, line)) {
+    uintptr_t begin = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &begin, &end) != 2 || at < begin || at >= end) continue;
+    struct stat st {};
+    if (::stat(("/proc/self/map_files/" + line.substr(0, line.find(' '))).c_str(), &st) != 0) return UINT64_MAX;
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  return UINT64_MAX;
+}
+
+// The dynamic section of the object `handle` names, which lies in its own (copy) file.
+inline const void* dynamicSectionOf(void* handle) {
+  struct link_map* map = nullptr;
+  return ::dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map != nullptr ? map->l_ld : nullptr;
 }
 
 // dlsym that fails the test (and returns null) when the symbol is missing.

@@ -39,12 +39,6 @@ std::vector<std::pair<uint64_t, Elf64_Rela>> symbolRelocations(const ElfFile& el
   return out;
 }
 
-Elf64_Sym symbolAt(const ElfFile& elf, uint64_t index) {
-  Elf64_Sym sym;
-  std::memcpy(&sym, elf.bytes().data() + elf.dynsymOffset() + index * sizeof(Elf64_Sym), sizeof(sym));
-  return sym;
-}
-
 std::string nameOf(const ElfFile& elf, const Elf64_Sym& sym) {
   return std::string(elf.dynstr().substr(sym.st_name).data());
 }
@@ -63,7 +57,7 @@ TEST(SelfBindingTest, SelfReferencesBecomeRelativeWithTheSymbolValueAsAddend) {
   for (const auto& [offset, before] : symbolRelocations(*elf)) {
     Elf64_Rela after;
     std::memcpy(&after, image.data() + offset, sizeof(after));
-    const Elf64_Sym sym = symbolAt(*elf, ELF64_R_SYM(before.r_info));
+    const Elf64_Sym sym = elf->symbol(ELF64_R_SYM(before.r_info));
     if (sym.st_shndx == SHN_UNDEF) {
       EXPECT_EQ(std::memcmp(&after, &before, sizeof(after)), 0) << "undefined " << nameOf(*elf, sym);
       continue;
@@ -111,7 +105,7 @@ TEST(SelfBindingTest, NamesDefinedInTheGlobalScopeAreLeftToTheDynamicLinker) {
   ASSERT_FALSE(interposed.empty());
   int kept = 0;
   for (const auto& [offset, before] : symbolRelocations(*elf)) {
-    if (nameOf(*elf, symbolAt(*elf, ELF64_R_SYM(before.r_info))) != interposed) continue;
+    if (nameOf(*elf, elf->symbol(ELF64_R_SYM(before.r_info))) != interposed) continue;
     EXPECT_EQ(std::memcmp(image.data() + offset, &before, sizeof(before)), 0);
     ++kept;
   }
