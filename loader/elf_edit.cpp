@@ -11,7 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "loader/elf_file.h"
-#include "loader/status_macros.h"
+#include "loader/base/status_macros.h"
 
 namespace pyfleet::internal {
 namespace {

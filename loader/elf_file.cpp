@@ -7,7 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "loader/status_macros.h"
+#include "loader/base/status_macros.h"
 
 namespace pyfleet::internal {
 namespace {

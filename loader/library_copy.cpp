@@ -20,14 +20,12 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "loader/status_macros.h"
+#include "loader/base/owned_fd.h"
+#include "loader/base/posix_error.h"
+#include "loader/base/status_macros.h"
 
 namespace pyfleet::internal {
 namespace {
-
-absl::Status errnoError(int error_number, absl::string_view what) {
-  return absl::ErrnoToStatus(error_number, what);
-}
 
 
 int removeEntry(const char* path, const struct stat*, int, struct FTW*) {
@@ -47,7 +45,7 @@ absl::Status copyFileInto(int in, uint64_t size, int out, const std::string& pat
     if (n == 0 || errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) {
       break;  // fall back to pread/pwrite below
     }
-    return errnoError(errno, absl::StrCat("copying into ", path));
+    return PosixError(errno, absl::StrCat("copying into ", path));
   }
   // copy_file_range refuses some pairs of file systems (ext4 to tmpfs on current
   // kernels): sendfile still copies in the kernel, from any regular file.
@@ -68,7 +66,7 @@ absl::Status copyFileInto(int in, uint64_t size, int out, const std::string& pat
     const ssize_t n = ::pread(in, buffer, std::min<uint64_t>(sizeof buffer, size - done),
                               static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errnoError(errno, absl::StrCat("reading the source of ", path));
+    if (n < 0) return PosixError(errno, absl::StrCat("reading the source of ", path));
     if (n == 0) return absl::DataLossError(absl::StrCat("source of ", path, " shrank"));
     PYFLEET_RETURN_IF_ERROR(writeFileAt(out, absl::string_view(buffer, n), done, path));
     done += static_cast<uint64_t>(n);
@@ -82,7 +80,7 @@ absl::Status writeFileAt(int fd, absl::string_view data, uint64_t offset,
     const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return errnoError(errno, absl::StrCat("writing ", path));
+      return PosixError(errno, absl::StrCat("writing ", path));
     }
     data.remove_prefix(static_cast<size_t>(n));
     offset += static_cast<uint64_t>(n);
@@ -95,11 +93,11 @@ absl::StatusOr<std::unique_ptr<LibraryWorkspace>> LibraryWorkspace::create(std::
   const std::string requested = absl::StrCat(temp_root, "/pyfleet-XXXXXX");
   std::string pattern = requested;  // mkdtemp overwrites the Xs, even when it fails
   if (::mkdtemp(pattern.data()) == nullptr) {
-    return errnoError(errno, absl::StrCat("creating a private directory ", requested));
+    return PosixError(errno, absl::StrCat("creating a private directory ", requested));
   }
   std::unique_ptr<LibraryWorkspace> ws(new LibraryWorkspace(pattern));  // owns it from here
   char* canonical = ::realpath(pattern.c_str(), nullptr);
-  if (canonical == nullptr) return errnoError(errno, absl::StrCat("resolving ", pattern));
+  if (canonical == nullptr) return PosixError(errno, absl::StrCat("resolving ", pattern));
   ws->path_ = canonical;
   ::free(canonical);
   // See Note [Workspace exists only during loads]: the name is reserved, the directory
@@ -142,7 +140,7 @@ absl::StatusOr<int> LibraryWorkspace::createFile(absl::string_view name, std::st
   }
   path = pathOf(name);
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
-  if (fd < 0) return errnoError(errno, absl::StrCat("creating ", path));
+  if (fd < 0) return PosixError(errno, absl::StrCat("creating ", path));
   return fd;
 }
 
@@ -163,9 +161,9 @@ absl::StatusOr<void*> LibraryWorkspace::openAndUnlink(const std::string& path) c
 absl::Status LibraryWorkspace::beginLoad() const {
   absl::MutexLock lock(&mu_);
   if (loads_in_progress_ == 0 && ::mkdir(path_.c_str(), 0700) != 0) {
-    if (errno != EEXIST) return errnoError(errno, absl::StrCat("creating ", path_));
+    if (errno != EEXIST) return PosixError(errno, absl::StrCat("creating ", path_));
     struct stat st;
-    if (::lstat(path_.c_str(), &st) != 0) return errnoError(errno, absl::StrCat("stat of ", path_));
+    if (::lstat(path_.c_str(), &st) != 0) return PosixError(errno, absl::StrCat("stat of ", path_));
     if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 0777) != 0700) {
       return absl::FailedPreconditionError(
           absl::StrCat(path_, " exists but is not this process's private workspace directory"));
@@ -189,15 +187,15 @@ absl::StatusOr<void*> LibraryWorkspace::loadWith(absl::string_view name, FileWri
   PYFLEET_RETURN_IF_ERROR(beginLoad());
   absl::Cleanup end_load = [this] { endLoad(); };
   std::string path;
-  PYFLEET_ASSIGN_OR_RETURN(int fd, createFile(name, path));
-  absl::Cleanup close_fd = [fd] { ::close(fd); };  // kept open for after_load
-  absl::Status written = write(fd, path);
+  PYFLEET_ASSIGN_OR_RETURN(int raw_fd, createFile(name, path));
+  OwnedFd fd(raw_fd);  // kept open for after_load
+  absl::Status written = write(fd.get(), path);
   if (!written.ok()) {
     ::unlink(path.c_str());
     return written;
   }
   PYFLEET_ASSIGN_OR_RETURN(void* handle, openAndUnlink(path));
-  after_load(handle, fd);
+  after_load(handle, fd.get());
   return handle;
 }
 
@@ -210,13 +208,12 @@ absl::StatusOr<void*> LibraryWorkspace::loadImage(absl::string_view name,
 
 absl::StatusOr<void*> LibraryWorkspace::loadFileCopy(absl::string_view name,
                                                      const std::string& source_path) const {
-  const int in = ::open(source_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) return errnoError(errno, absl::StrCat("opening ", source_path));
-  absl::Cleanup close_in = [in] { ::close(in); };
+  OwnedFd in(::open(source_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in.valid()) return PosixError(errno, absl::StrCat("opening ", source_path));
   struct stat st;
-  if (::fstat(in, &st) != 0) return errnoError(errno, absl::StrCat("stat of ", source_path));
-  return loadWith(name, [in, &st](int out, const std::string& path) {
-    return copyFileInto(in, static_cast<uint64_t>(st.st_size), out, path);
+  if (::fstat(in.get(), &st) != 0) return PosixError(errno, absl::StrCat("stat of ", source_path));
+  return loadWith(name, [&in, &st](int out, const std::string& path) {
+    return copyFileInto(in.get(), static_cast<uint64_t>(st.st_size), out, path);
   });
 }
 

@@ -28,7 +28,10 @@
 #include "loader/elf_file.h"
 #include "loader/segment_sharing.h"
 #include "loader/self_binding.h"
-#include "loader/status_macros.h"
+#include "loader/base/mapped_file.h"
+#include "loader/base/owned_fd.h"
+#include "loader/base/posix_error.h"
+#include "loader/base/status_macros.h"
 
 namespace pyfleet::internal {
 
@@ -39,30 +42,6 @@ struct LibraryLoader::DependencyRef {
   LibraryInfo info;
 };
 
-namespace {
-
-// An owned file descriptor (closed on destruction), movable.
-class OwnedFd {
- public:
-  explicit OwnedFd(int fd = -1) : fd_(fd) {}
-  OwnedFd(OwnedFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  OwnedFd& operator=(OwnedFd&& other) noexcept {
-    if (this != &other) {
-      if (fd_ >= 0) ::close(fd_);
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~OwnedFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-}  // namespace
 
 // A patched library and the Python-dependent libraries its copies need loaded first.
 struct LibraryLoader::BuiltTemplate {
@@ -110,7 +89,7 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
 
 absl::StatusOr<std::string> canonicalPath(const std::string& path) {
   char* resolved = ::realpath(path.c_str(), nullptr);
-  if (resolved == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat("resolving ", path));
+  if (resolved == nullptr) return PosixError(errno, absl::StrCat("resolving ", path));
   std::string out = resolved;
   ::free(resolved);
   return out;
@@ -136,38 +115,12 @@ bool hasOrigin(absl::string_view value) {
   return absl::StrContains(value, "$ORIGIN") || absl::StrContains(value, "${ORIGIN}");
 }
 
-// A read-only private mapping of a whole file. Libraries like libtorch_cpu are large and
-// only their headers and .dynsym are read.
-class MappedFile {
- public:
-  static absl::StatusOr<MappedFile> open(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening ", path));
-    absl::Cleanup closer = [fd] { ::close(fd); };
-    struct stat st;
-    if (::fstat(fd, &st) != 0) return absl::ErrnoToStatus(errno, absl::StrCat("stat of ", path));
-    if (st.st_size == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": empty file"));
-    void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) return absl::ErrnoToStatus(errno, absl::StrCat("mapping ", path));
-    std::move(closer).Cancel();
-    return MappedFile(static_cast<const char*>(map), static_cast<size_t>(st.st_size), OwnedFd(fd));
-  }
-  MappedFile(MappedFile&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), size_(other.size_), fd_(std::move(other.fd_)) {}
-  MappedFile& operator=(MappedFile&&) = delete;
-  ~MappedFile() {
-    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
-  }
-  absl::string_view bytes() const { return absl::string_view(data_, size_); }
-  // The open file, e.g. to dup() and keep: the very bytes that were mapped.
-  int fd() const { return fd_.get(); }
-
- private:
-  MappedFile(const char* data, size_t size, OwnedFd fd) : data_(data), size_(size), fd_(std::move(fd)) {}
-  const char* data_;
-  size_t size_;
-  OwnedFd fd_;
-};
+// Maps a library to read it (libtorch_cpu is large; only headers and .dynsym are read).
+absl::StatusOr<std::shared_ptr<MappedFile>> mapLibrary(const std::string& path) {
+  PYFLEET_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::Map(path, MappedFile::Access::kReadOnly));
+  if (file->size() == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": empty file"));
+  return file;
+}
 
 // Note [Forks while a copy is loading]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -318,8 +271,8 @@ absl::StatusOr<std::optional<LibraryLoader::LibraryInfo>> LibraryLoader::library
   bool defines = false;
   std::vector<std::string> needed, dirs;
   absl::StatusOr<bool> python = [&]() -> absl::StatusOr<bool> {
-    PYFLEET_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open(path));
-    PYFLEET_ASSIGN_OR_RETURN(ElfFile elf, ElfFile::parse(file.bytes(), path));
+    PYFLEET_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, mapLibrary(path));
+    PYFLEET_ASSIGN_OR_RETURN(ElfFile elf, ElfFile::parse(file->bytes(), path));
     exported = elf.firstExportedSymbol();
     defines = elf.definedSymbolCount() > 0;
     if (exported.empty()) {
@@ -390,8 +343,8 @@ absl::StatusOr<bool> LibraryLoader::inGlobalScope(const std::string& name, const
 
 absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
     const std::string& path, const LibraryInfo* dependency, bool interpreter_library) {
-  PYFLEET_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open(path));
-  PYFLEET_ASSIGN_OR_RETURN(ElfFile elf, ElfFile::parse(file.bytes(), path));
+  PYFLEET_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, mapLibrary(path));
+  PYFLEET_ASSIGN_OR_RETURN(ElfFile elf, ElfFile::parse(file->bytes(), path));
   const std::string origin = dirName(path);
   const std::vector<std::string> dirs = searchDirs(elf, origin);
 
@@ -427,8 +380,8 @@ absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
   edits.demote_unique = elf.uniqueSymbolCount() > 0;  // Note [STB_GNU_UNIQUE demotion]
 
   std::string bytes;
-  bytes.reserve(file.bytes().size() + elf.dynstr().size() + kRelayoutSlack);
-  bytes.append(file.bytes().data(), file.bytes().size());
+  bytes.reserve(file->bytes().size() + elf.dynstr().size() + kRelayoutSlack);
+  bytes.append(file->bytes().data(), file->bytes().size());
   // Note [Binding a copy's references to itself]: decided once here for every copy.
   PYFLEET_ASSIGN_OR_RETURN(SelfBindingCount bound, bindSelfReferences(elf, bytes, definedInGlobalScope));
   {
@@ -441,13 +394,13 @@ absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
       elf, tmpl.image(), tmpl.placeholderOffsets(), LibraryTemplate::kIdPlaceholder.size());
   PYFLEET_ASSIGN_OR_RETURN(ElfFile copy_layout, ElfFile::parse(tmpl.image(), path));
   std::vector<FileRange> unmapped = unmappedRanges(copy_layout);
-  OwnedFd source(::fcntl(file.fd(), F_DUPFD_CLOEXEC, 0));
-  if (source.get() < 0) return absl::ErrnoToStatus(errno, absl::StrCat("keeping ", path, " open"));
+  OwnedFd source(::fcntl(file->fd(), F_DUPFD_CLOEXEC, 0));
+  if (!source.valid()) return PosixError(errno, absl::StrCat("keeping ", path, " open"));
   struct stat st {};
-  if (::fstat(source.get(), &st) != 0) return absl::ErrnoToStatus(errno, absl::StrCat("stat of ", path));
-  PYFLEET_RETURN_IF_ERROR(tmpl.keepOnlyChanges(file.bytes()));
+  if (::fstat(source.get(), &st) != 0) return PosixError(errno, absl::StrCat("stat of ", path));
+  PYFLEET_RETURN_IF_ERROR(tmpl.keepOnlyChanges(file->bytes()));
   return BuiltTemplate{std::move(tmpl),      std::move(dependencies), path, std::move(shared),
-                       std::move(unmapped), std::move(source),       file.bytes().size(), st.st_mtim};
+                       std::move(unmapped), std::move(source),       file->bytes().size(), st.st_mtim};
 }
 
 absl::StatusOr<const LibraryLoader::BuiltTemplate*> LibraryLoader::templateFor(

@@ -11,8 +11,9 @@
 #include <cerrno>
 #include <cstring>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "loader/base/owned_fd.h"
+#include "loader/base/posix_error.h"
 
 namespace pyfleet::internal {
 namespace {
@@ -74,10 +75,9 @@ absl::StatusOr<uint64_t> shareSegments(void* handle, const std::string& original
                                        absl::Span<const SharedSegment> segments,
                                        std::vector<SharedSegment>* moved) {
   if (segments.empty()) return 0;
-  const int fd = ::open(original_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening ", original_path));
-  absl::Cleanup close_fd = [fd] { ::close(fd); };
-  return shareSegments(handle, fd, original_path, segments, moved);
+  OwnedFd fd(::open(original_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return PosixError(errno, absl::StrCat("opening ", original_path));
+  return shareSegments(handle, fd.get(), original_path, segments, moved);
 }
 
 absl::StatusOr<uint64_t> shareSegments(void* handle, int fd, const std::string& original_path,
@@ -98,12 +98,12 @@ absl::StatusOr<uint64_t> shareSegments(void* handle, int fd, const std::string& 
     // so a failure leaves the copy's own pages in place.
     void* fresh = ::mmap(nullptr, s.length, s.prot, MAP_PRIVATE, fd, static_cast<off_t>(s.offset));
     if (fresh == MAP_FAILED) {
-      return absl::ErrnoToStatus(errno, absl::StrCat("mapping ", original_path));
+      return PosixError(errno, absl::StrCat("mapping ", original_path));
     }
     if (::mremap(fresh, s.length, s.length, MREMAP_MAYMOVE | MREMAP_FIXED, where) == MAP_FAILED) {
       const int error = errno;
       ::munmap(fresh, s.length);
-      return absl::ErrnoToStatus(error, absl::StrCat("moving ", original_path, " over its copy"));
+      return PosixError(error, absl::StrCat("moving ", original_path, " over its copy"));
     }
     shared += s.length;
     if (moved != nullptr) moved->push_back(s);

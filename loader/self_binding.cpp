@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "loader/status_macros.h"
+#include "loader/base/status_macros.h"
 
 namespace pyfleet::internal {
 namespace {

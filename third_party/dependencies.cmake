@@ -37,8 +37,7 @@ target_include_directories(pyfleet_python_headers SYSTEM INTERFACE ${PYFLEET_PYT
 find_package(Torch REQUIRED)          # LibTorch 1.13.1 (libtorch-dev), CPU only
 find_package(absl REQUIRED)           # libabsl-dev 20220623
 find_package(LibArchive REQUIRED)     # libarchive-dev
-find_package(GTest REQUIRED)          # libgtest-dev
-find_package(benchmark REQUIRED)      # libbenchmark-dev
+find_package(ZLIB REQUIRED)           # zlib1g-dev (CRC-32, inflate)
 find_package(Threads REQUIRED)
 
 # LibTorch's C++ headers and libraries without its global flags.

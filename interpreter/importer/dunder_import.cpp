@@ -8,7 +8,7 @@
 //   # in packaged code: `from . import sibling` -> imp.__import__("", globals(), None, ("sibling",), 1)
 #include "interpreter/importer/arg_parse.h"
 #include "interpreter/importer/importer_state.h"
-#include "interpreter/src/py_ref.h"
+#include "interpreter/importer/py_ref.h"
 
 namespace pyfleet::internal {
 namespace {

@@ -10,7 +10,8 @@
 #include <cstdlib>
 
 #include "interpreter/importer/importer_state.h"
-#include "interpreter/src/py_ref.h"
+#include "interpreter/importer/py_ref.h"
+#include "loader/base/pyfleet_status.h"
 
 namespace pyfleet::internal {
 
@@ -21,10 +22,7 @@ PyObject* RaiseArchiveStatus(PackageImporterObject* self, PyfleetStatus* status)
   } else {
     PyErr_SetString(PyExc_RuntimeError, msg);
   }
-  std::free(status->message);
-  std::free(status->python_type);
-  std::free(status->traceback);
-  std::free(status);
+  FreePyfleetStatus(status);
   return nullptr;
 }
 

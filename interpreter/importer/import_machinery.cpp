@@ -11,7 +11,7 @@
 
 #include "interpreter/importer/arg_parse.h"
 #include "interpreter/importer/importer_state.h"
-#include "interpreter/src/py_ref.h"
+#include "interpreter/importer/py_ref.h"
 
 namespace pyfleet::internal {
 namespace {

@@ -29,7 +29,7 @@
 
 namespace pyfleet::internal {
 
-class CrcVerdictCache;  // runtime/archive/package_archive.h
+class CrcVerdictCache;  // interpreter/archive/package_archive.h
 
 // A node of the importer's module tree: torch's _PackageNode / _ModuleNode / _ExternNode.
 struct PathNode {
@@ -85,7 +85,7 @@ struct ImporterState {
   PyObject* package_unpickler;   // torch.package._package_unpickler.PackageUnpickler
   // Owned (deleted in m_free): CRC verdicts shared by the archives this module opens,
   // so a fresh importer of an unchanged file does not hash it again (Note [Lazy CRC
-  // verification] in runtime/archive/package_archive.h).
+  // verification] in interpreter/archive/package_archive.h).
   CrcVerdictCache* crc_cache;
 };
 
@@ -151,7 +151,7 @@ PyObject* ReadRecordBufferFrom(PackageImporterObject* self, const PyfleetArchive
                                std::string_view name);
 // Sets *out to the archive one load_pickle reads storages from, holding one reference:
 // a snapshot of the importer's archive with its own private mapping when the importer
-// can make one (Note [One mapping per load] in runtime/archive/package_archive.h),
+// can make one (Note [One mapping per load] in interpreter/archive/package_archive.h),
 // else the importer's archive itself. 0, or -1 with RuntimeError.
 int OpenLoadArchive(PackageImporterObject* self, PyfleetArchive* out);
 // New bytes with the content of record `name`, or NULL.

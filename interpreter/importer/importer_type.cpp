@@ -12,9 +12,9 @@
 #include "interpreter/importer/arg_parse.h"
 #include "interpreter/importer/importer_state.h"
 #include <structmember.h>  // after Python.h
-#include "interpreter/src/py_ref.h"
-#include "runtime/archive/archive_abi.h"
-#include "runtime/archive/package_archive.h"
+#include "interpreter/importer/py_ref.h"
+#include "interpreter/archive/archive_abi.h"
+#include "interpreter/archive/package_archive.h"
 
 namespace pyfleet::internal {
 namespace {

@@ -9,8 +9,8 @@
 
 #include "interpreter/importer/importer_state.h"
 #include "interpreter/importer/package_importer.h"
-#include "interpreter/src/py_ref.h"
-#include "runtime/archive/package_archive.h"
+#include "interpreter/importer/py_ref.h"
+#include "interpreter/archive/package_archive.h"
 
 namespace pyfleet::internal {
 namespace {

@@ -5,7 +5,7 @@
 // (modules come from the importer) and persistent_load (storages and reduce_package),
 // fed by a _RecordReader whose peek() hands it the whole record at once. Storages are
 // torch.frombuffer views of the archive's shared mapping: no byte is copied unless
-// copy_storages=True (Note [Copy-on-write mapping] in runtime/archive/mapped_file.h
+// copy_storages=True (Note [Copy-on-write mapping] in interpreter/archive/mapped_file.h
 // says what in-place writes to them do).
 //
 //   model = imp.load_pickle("model", "model.pkl")                       # aliases
@@ -14,7 +14,7 @@
 
 #include "interpreter/importer/arg_parse.h"
 #include "interpreter/importer/importer_state.h"
-#include "interpreter/src/py_ref.h"
+#include "interpreter/importer/py_ref.h"
 
 namespace pyfleet::internal {
 namespace {
@@ -189,7 +189,7 @@ int LoadTensor(PyObject* self, PyObject* dtype, PyObject* size, PyObject* key, P
     Py_ssize_t rlen;
     const char* rname = record ? PyUnicode_AsUTF8AndSize(record.get(), &rlen) : nullptr;
     if (rname == nullptr) return -1;
-    // See Note [One mapping per load] in runtime/archive/package_archive.h.
+    // See Note [One mapping per load] in interpreter/archive/package_archive.h.
     if (x->load_archive.ctx == nullptr && OpenLoadArchive(importer, &x->load_archive) < 0) return -1;
     PyRef buffer = PyRef::steal(ReadRecordBufferFrom(importer, &x->load_archive,
                                                      std::string_view(rname, static_cast<size_t>(rlen))));

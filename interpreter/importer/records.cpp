@@ -11,8 +11,8 @@
 #include <cstring>
 
 #include "interpreter/importer/importer_state.h"
-#include "interpreter/src/py_ref.h"
-#include "runtime/archive/archive_abi.h"
+#include "interpreter/importer/py_ref.h"
+#include "interpreter/archive/archive_abi.h"
 
 namespace pyfleet::internal {
 namespace {
@@ -27,7 +27,7 @@ struct RecordBufferObject {
 int RecordBuffer_getbuffer(PyObject* self, Py_buffer* view, int flags) {
   auto* rb = reinterpret_cast<RecordBufferObject*>(self);
   // Writable: stored records alias a copy-on-write mapping (Note [Copy-on-write
-  // mapping] in runtime/archive/mapped_file.h), deflated ones a private buffer.
+  // mapping] in interpreter/archive/mapped_file.h), deflated ones a private buffer.
   static char empty[1] = {0};  // const-like: never written (size 0)
   void* data = rb->view.size == 0 ? empty : const_cast<void*>(rb->view.data);
   return PyBuffer_FillInfo(view, self, data, static_cast<Py_ssize_t>(rb->view.size),

@@ -11,7 +11,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_split.h"
 #include "interpreter/importer/importer_state.h"
-#include "interpreter/src/py_ref.h"
+#include "interpreter/importer/py_ref.h"
 
 namespace pyfleet::internal {
 namespace {

@@ -15,7 +15,7 @@
 #include "interpreter/src/errors.h"
 #include "interpreter/src/gil.h"
 #include "interpreter/src/lifecycle.h"
-#include "interpreter/src/py_ref.h"
+#include "interpreter/importer/py_ref.h"
 #include "interpreter/src/state.h"
 #include "interpreter/src/values.h"
 
@@ -33,7 +33,7 @@ PyObject* MainDict() {
 
 PyfleetStatus* Run(PyfleetInterp* interp, const char* code, const char* filename) noexcept {
   return GuardedEntry(interp, [&]() -> PyfleetStatus* {
-    if (code == nullptr) return MakeStatus(PYFLEET_INVALID_ARGUMENT, "run: code is NULL");
+    if (code == nullptr) return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "run: code is NULL");
     PyObject* globals = MainDict();
     if (globals == nullptr) return StatusFromPythonError();
     PyRef compiled = PyRef::steal(Py_CompileString(code, filename ? filename : "<pyfleet>", Py_file_input));
@@ -46,7 +46,7 @@ PyfleetStatus* Run(PyfleetInterp* interp, const char* code, const char* filename
 
 PyfleetStatus* Eval(PyfleetInterp* interp, const char* expression, PyfleetObj** out) noexcept {
   return GuardedEntry(interp, [&]() -> PyfleetStatus* {
-    if (expression == nullptr || out == nullptr) return MakeStatus(PYFLEET_INVALID_ARGUMENT, "eval: NULL argument");
+    if (expression == nullptr || out == nullptr) return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "eval: NULL argument");
     PyObject* globals = MainDict();
     if (globals == nullptr) return StatusFromPythonError();
     PyRef compiled = PyRef::steal(Py_CompileString(expression, "<pyfleet eval>", Py_eval_input));
@@ -60,7 +60,7 @@ PyfleetStatus* Eval(PyfleetInterp* interp, const char* expression, PyfleetObj** 
 
 PyfleetStatus* ImportModule(PyfleetInterp* interp, const char* name, PyfleetObj** out) noexcept {
   return GuardedEntry(interp, [&]() -> PyfleetStatus* {
-    if (name == nullptr || out == nullptr) return MakeStatus(PYFLEET_INVALID_ARGUMENT, "import_module: NULL argument");
+    if (name == nullptr || out == nullptr) return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "import_module: NULL argument");
     PyObject* module = PyImport_ImportModule(name);
     if (module == nullptr) return StatusFromPythonError();
     *out = AsObj(module);
@@ -70,7 +70,7 @@ PyfleetStatus* ImportModule(PyfleetInterp* interp, const char* name, PyfleetObj*
 
 PyfleetStatus* GetAttr(PyfleetInterp* interp, PyfleetObj* obj, const char* name, PyfleetObj** out) noexcept {
   return GuardedEntry(interp, [&]() -> PyfleetStatus* {
-    if (name == nullptr || out == nullptr) return MakeStatus(PYFLEET_INVALID_ARGUMENT, "get_attr: NULL argument");
+    if (name == nullptr || out == nullptr) return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "get_attr: NULL argument");
     PyObject* target = obj != nullptr ? AsPy(obj) : PyImport_AddModule("__main__");  // borrowed
     if (target == nullptr) return StatusFromPythonError();
     PyObject* result = PyObject_GetAttrString(target, name);
@@ -83,7 +83,7 @@ PyfleetStatus* GetAttr(PyfleetInterp* interp, PyfleetObj* obj, const char* name,
 PyfleetStatus* GetItem(PyfleetInterp* interp, PyfleetObj* obj, const PyfleetValue* key, PyfleetObj** out) noexcept {
   return GuardedEntry(interp, [&]() -> PyfleetStatus* {
     if (obj == nullptr || key == nullptr || out == nullptr) {
-      return MakeStatus(PYFLEET_INVALID_ARGUMENT, "get_item: NULL argument");
+      return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "get_item: NULL argument");
     }
     PyRef py_key = PyRef::steal(ValueToPython(interp, *key));
     if (!py_key) return StatusFromPythonError();
@@ -98,7 +98,7 @@ PyfleetStatus* Call(PyfleetInterp* interp, PyfleetObj* fn, const PyfleetValue* a
                     const PyfleetKwarg* kwargs, size_t nkwargs, PyfleetObj** out) noexcept {
   return GuardedEntry(interp, [&]() -> PyfleetStatus* {
     if (fn == nullptr || out == nullptr || (nargs > 0 && args == nullptr) || (nkwargs > 0 && kwargs == nullptr)) {
-      return MakeStatus(PYFLEET_INVALID_ARGUMENT, "call: NULL argument");
+      return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "call: NULL argument");
     }
     PyRef tuple = PyRef::steal(PyTuple_New(static_cast<Py_ssize_t>(nargs)));
     if (!tuple) return StatusFromPythonError();
@@ -112,7 +112,7 @@ PyfleetStatus* Call(PyfleetInterp* interp, PyfleetObj* fn, const PyfleetValue* a
       dict = PyRef::steal(PyDict_New());
       if (!dict) return StatusFromPythonError();
       for (size_t i = 0; i < nkwargs; ++i) {
-        if (kwargs[i].name == nullptr) return MakeStatus(PYFLEET_INVALID_ARGUMENT, "call: keyword with no name");
+        if (kwargs[i].name == nullptr) return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "call: keyword with no name");
         PyRef value = PyRef::steal(ValueToPython(interp, kwargs[i].value));
         if (!value || PyDict_SetItemString(dict.get(), kwargs[i].name, value.get()) < 0) {
           return StatusFromPythonError();
@@ -128,14 +128,14 @@ PyfleetStatus* Call(PyfleetInterp* interp, PyfleetObj* fn, const PyfleetValue* a
 
 PyfleetStatus* ToValue(PyfleetInterp* interp, PyfleetObj* obj, PyfleetValue* out) noexcept {
   return GuardedEntry(interp, [&]() -> PyfleetStatus* {
-    if (obj == nullptr || out == nullptr) return MakeStatus(PYFLEET_INVALID_ARGUMENT, "to_value: NULL argument");
+    if (obj == nullptr || out == nullptr) return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "to_value: NULL argument");
     return PythonToValue(interp, AsPy(obj), out);
   });
 }
 
 PyfleetStatus* FromValue(PyfleetInterp* interp, const PyfleetValue* value, PyfleetObj** out) noexcept {
   return GuardedEntry(interp, [&]() -> PyfleetStatus* {
-    if (value == nullptr || out == nullptr) return MakeStatus(PYFLEET_INVALID_ARGUMENT, "from_value: NULL argument");
+    if (value == nullptr || out == nullptr) return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "from_value: NULL argument");
     PyObject* result = ValueToPython(interp, *value);
     if (result == nullptr) return StatusFromPythonError();
     *out = AsObj(result);
@@ -172,7 +172,7 @@ void ObjRelease(PyfleetInterp* interp, PyfleetObj* obj) noexcept {
 
 PyfleetStatus* Repr(PyfleetInterp* interp, PyfleetObj* obj, char** out) noexcept {
   return GuardedEntry(interp, [&]() -> PyfleetStatus* {
-    if (obj == nullptr || out == nullptr) return MakeStatus(PYFLEET_INVALID_ARGUMENT, "repr: NULL argument");
+    if (obj == nullptr || out == nullptr) return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "repr: NULL argument");
     PyRef text = PyRef::steal(PyObject_Repr(AsPy(obj)));
     if (!text) return StatusFromPythonError();
     Py_ssize_t size = 0;
@@ -187,7 +187,7 @@ PyfleetStatus* Repr(PyfleetInterp* interp, PyfleetObj* obj, char** out) noexcept
 PyfleetStatus* MakePackageImporter(PyfleetInterp* interp, const PyfleetArchive* archive, PyfleetObj** out) noexcept {
   return GuardedEntry(interp, [&]() -> PyfleetStatus* {
     if (archive == nullptr || out == nullptr) {
-      return MakeStatus(PYFLEET_INVALID_ARGUMENT, "make_package_importer: NULL argument");
+      return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "make_package_importer: NULL argument");
     }
     PyObject* importer = PyfleetPackageImporter_FromArchive(archive);
     if (importer == nullptr) return StatusFromPythonError();
@@ -202,7 +202,7 @@ void DetachThreadEntry(PyfleetInterp* interp) noexcept {
 
 PyfleetStatus* Finalize(PyfleetInterp* interp) noexcept { return FinalizeInterpreter(interp); }
 
-void StatusFree(PyfleetStatus* status) noexcept { FreeStatus(status); }
+void StatusFree(PyfleetStatus* status) noexcept { FreePyfleetStatus(status); }
 
 const PyfleetInterpreterAbi kAbi = {
     PYFLEET_INTERPRETER_ABI_VERSION,

@@ -13,7 +13,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "interpreter/src/py_ref.h"
+#include "interpreter/importer/py_ref.h"
 #include "interpreter/src/state.h"
 
 using pyfleet::internal::PyRef;

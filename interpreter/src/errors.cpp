@@ -3,18 +3,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "interpreter/src/py_ref.h"
+#include "interpreter/importer/py_ref.h"
 
 namespace pyfleet::internal {
 namespace {
-
-char* DupString(std::string_view s) {
-  char* out = static_cast<char*>(std::malloc(s.size() + 1));
-  if (out == nullptr) return nullptr;
-  std::memcpy(out, s.data(), s.size());
-  out[s.size()] = '\0';
-  return out;
-}
 
 // str(obj) as UTF-8, or a placeholder if that itself fails. Requires the GIL.
 std::string SafeStr(PyObject* obj) {
@@ -89,22 +81,11 @@ PyfleetCode CodeForException(PyObject* type) {
 
 }  // namespace
 
-PyfleetStatus* MakeStatus(PyfleetCode code, std::string_view message, std::string_view python_type,
-                          std::string_view traceback) {
-  auto* status = static_cast<PyfleetStatus*>(std::calloc(1, sizeof(PyfleetStatus)));
-  if (status == nullptr) return nullptr;  // out of memory: nothing better to report
-  status->code = code == PYFLEET_OK ? PYFLEET_UNKNOWN : code;
-  status->message = DupString(message);
-  status->python_type = python_type.empty() ? nullptr : DupString(python_type);
-  status->traceback = traceback.empty() ? nullptr : DupString(traceback);
-  return status;
-}
-
 PyfleetStatus* StatusFromPythonError() {
   PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
   PyErr_Fetch(&type, &value, &tb);
   if (type == nullptr) {
-    return MakeStatus(PYFLEET_INTERNAL, "an operation failed without setting a Python exception");
+    return NewPyfleetStatus(PYFLEET_INTERNAL, "an operation failed without setting a Python exception");
   }
   PyErr_NormalizeException(&type, &value, &tb);
   if (tb != nullptr && value != nullptr) PyException_SetTraceback(value, tb);
@@ -113,15 +94,7 @@ PyfleetStatus* StatusFromPythonError() {
   std::string message = SafeStr(value);
   std::string formatted = FormatTraceback(type, value, tb);
   PyErr_Clear();
-  return MakeStatus(CodeForException(type), message, type_name, formatted);
-}
-
-void FreeStatus(PyfleetStatus* status) {
-  if (status == nullptr) return;
-  std::free(status->message);
-  std::free(status->python_type);
-  std::free(status->traceback);
-  std::free(status);
+  return NewPyfleetStatus(CodeForException(type), message, type_name, formatted);
 }
 
 }  // namespace pyfleet::internal

@@ -23,29 +23,23 @@
 
 #include "interpreter/src/gil.h"
 #include "interpreter/src/state.h"
+#include "loader/base/pyfleet_status.h"
 #include "pyfleet/interpreter_abi.h"
 
 namespace pyfleet::internal {
-
-// A new malloc'ed status (see PyfleetStatus). `python_type`/`traceback` may be empty.
-PyfleetStatus* MakeStatus(PyfleetCode code, std::string_view message,
-                          std::string_view python_type = {}, std::string_view traceback = {});
 
 // Fetches and clears the pending Python exception and returns it as a status whose
 // code follows the exception type (ImportError -> NOT_FOUND, TypeError/ValueError ->
 // INVALID_ARGUMENT, ...). Requires the GIL and a pending exception.
 PyfleetStatus* StatusFromPythonError();
 
-// Frees a status (NULL allowed). No GIL needed.
-void FreeStatus(PyfleetStatus* status);
-
 // Runs `body` (returning PyfleetStatus*) with the GIL held and converts any escaping
 // C++ exception to a status. FAILED_PRECONDITION once the interpreter is finalized.
 template <typename Body>
 PyfleetStatus* GuardedEntry(PyfleetInterp* interp, Body&& body) noexcept {
-  if (interp == nullptr) return MakeStatus(PYFLEET_INVALID_ARGUMENT, "interpreter is NULL");
+  if (interp == nullptr) return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "interpreter is NULL");
   if (interp->finalized.load()) {
-    return MakeStatus(PYFLEET_FAILED_PRECONDITION,
+    return NewPyfleetStatus(PYFLEET_FAILED_PRECONDITION,
                       "interpreter " + std::to_string(interp->index) + " has been finalized");
   }
   try {
@@ -54,12 +48,12 @@ PyfleetStatus* GuardedEntry(PyfleetInterp* interp, Body&& body) noexcept {
       return body();
     } catch (const std::exception& e) {
       PyErr_Clear();
-      return MakeStatus(PYFLEET_INTERNAL, e.what());
+      return NewPyfleetStatus(PYFLEET_INTERNAL, e.what());
     }
   } catch (const std::exception& e) {
-    return MakeStatus(PYFLEET_INTERNAL, e.what());
+    return NewPyfleetStatus(PYFLEET_INTERNAL, e.what());
   } catch (...) {
-    return MakeStatus(PYFLEET_INTERNAL, "unknown C++ exception in the interpreter library");
+    return NewPyfleetStatus(PYFLEET_INTERNAL, "unknown C++ exception in the interpreter library");
   }
 }
 

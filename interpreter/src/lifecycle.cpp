@@ -12,7 +12,7 @@
 #include "interpreter/src/errors.h"
 #include "interpreter/src/gil.h"
 #include "interpreter/src/lifecycle.h"
-#include "interpreter/src/py_ref.h"
+#include "interpreter/importer/py_ref.h"
 #include "interpreter/src/state.h"
 #include "interpreter/src/tensor_bridge.h"
 
@@ -37,7 +37,7 @@ PyfleetStatus* FromPyStatus(PyStatus status, const char* what) {
   std::string message = std::string("CPython initialization failed in ") + what;
   if (status.func != nullptr) message += std::string(" (") + status.func + ")";
   if (status.err_msg != nullptr) message += std::string(": ") + status.err_msg;
-  return MakeStatus(PYFLEET_INTERNAL, message);
+  return NewPyfleetStatus(PYFLEET_INTERNAL, message);
 }
 
 // Note [sys.executable is "torch_deploy"]
@@ -80,7 +80,7 @@ PyfleetStatus* Bootstrap(const PyfleetInterpConfig* config, const std::string& l
   for (size_t i = 0; i < config->modules_len; ++i) {
     const PyfleetModuleSource& m = config->modules[i];
     if (m.name == nullptr || m.source == nullptr) {
-      return MakeStatus(PYFLEET_INVALID_ARGUMENT, "module source " + std::to_string(i) + " has no name or source");
+      return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "module source " + std::to_string(i) + " has no name or source");
     }
     PyRef entry = PyRef::steal(Py_BuildValue("(sO)", m.source, m.is_package ? Py_True : Py_False));
     if (!entry || PyDict_SetItemString(modules.get(), m.name, entry.get()) < 0) {
@@ -111,18 +111,18 @@ void SetCurrentInterp(PyfleetInterp* interp) { g_interp = interp; }
 PyfleetStatus* CreateInterpreter(const PyfleetInterpConfig* config, PyfleetInterp** out) noexcept {
   try {
     if (config == nullptr || out == nullptr) {
-      return MakeStatus(PYFLEET_INVALID_ARGUMENT, "create: config and out must not be NULL");
+      return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "create: config and out must not be NULL");
     }
     if (config->struct_size < sizeof(PyfleetInterpConfig)) {
-      return MakeStatus(PYFLEET_FAILED_PRECONDITION,
+      return NewPyfleetStatus(PYFLEET_FAILED_PRECONDITION,
                         "create: PyfleetInterpConfig of " + std::to_string(config->struct_size) +
                             " bytes, this library needs " + std::to_string(sizeof(PyfleetInterpConfig)));
     }
     if (config->extension_loader.load == nullptr) {
-      return MakeStatus(PYFLEET_INVALID_ARGUMENT, "create: an extension loader is required");
+      return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "create: an extension loader is required");
     }
     if (g_interp != nullptr) {
-      return MakeStatus(PYFLEET_FAILED_PRECONDITION,
+      return NewPyfleetStatus(PYFLEET_FAILED_PRECONDITION,
                         "create: this library copy already hosts interpreter " +
                             std::to_string(g_interp->index) + "; load another copy");
     }
@@ -135,7 +135,7 @@ PyfleetStatus* CreateInterpreter(const PyfleetInterpConfig* config, PyfleetInter
     PyImport_FrozenModules = pyfleet_frozen_stubs;
     if (PyImport_AppendInittab("pyfleet", PyInit_pyfleet) < 0) {
       g_interp = nullptr;
-      return MakeStatus(PYFLEET_INTERNAL, "create: PyImport_AppendInittab(pyfleet) failed");
+      return NewPyfleetStatus(PYFLEET_INTERNAL, "create: PyImport_AppendInittab(pyfleet) failed");
     }
     if (PyfleetStatus* s = InitializePython(config)) {
       g_interp = nullptr;
@@ -148,14 +148,14 @@ PyfleetStatus* CreateInterpreter(const PyfleetInterpConfig* config, PyfleetInter
     *out = interp.release();
     return nullptr;
   } catch (const std::exception& e) {
-    return MakeStatus(PYFLEET_INTERNAL, std::string("create: ") + e.what());
+    return NewPyfleetStatus(PYFLEET_INTERNAL, std::string("create: ") + e.what());
   }
 }
 
 PyfleetStatus* FinalizeInterpreter(PyfleetInterp* interp) noexcept {
-  if (interp == nullptr) return MakeStatus(PYFLEET_INVALID_ARGUMENT, "finalize: interpreter is NULL");
+  if (interp == nullptr) return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "finalize: interpreter is NULL");
   if (interp->finalized.exchange(true)) {
-    return MakeStatus(PYFLEET_FAILED_PRECONDITION,
+    return NewPyfleetStatus(PYFLEET_FAILED_PRECONDITION,
                       "interpreter " + std::to_string(interp->index) + " is already finalized");
   }
   // Tensors the host still holds may own PyObjects of this interpreter; disarm torch's
@@ -163,7 +163,7 @@ PyfleetStatus* FinalizeInterpreter(PyfleetInterp* interp) noexcept {
   DisarmTorch(interp);
   int rc = FinalizeOnThisThread(interp);  // runs _pyfleet_bootstrap.prepare_finalize() first
   if (rc != 0) {
-    return MakeStatus(PYFLEET_INTERNAL, "Py_FinalizeEx failed for interpreter " + std::to_string(interp->index));
+    return NewPyfleetStatus(PYFLEET_INTERNAL, "Py_FinalizeEx failed for interpreter " + std::to_string(interp->index));
   }
   return nullptr;
 }

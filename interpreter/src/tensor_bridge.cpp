@@ -7,7 +7,7 @@
 
 #include <cstring>
 
-#include "interpreter/src/py_ref.h"
+#include "interpreter/importer/py_ref.h"
 #include "interpreter/src/state.h"
 
 namespace pyfleet::internal {

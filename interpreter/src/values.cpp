@@ -8,18 +8,6 @@
 #include "interpreter/src/tensor_bridge.h"
 
 namespace pyfleet::internal {
-namespace {
-
-char* CopyBytes(const char* data, size_t size) {
-  char* out = static_cast<char*>(std::malloc(size + 1));
-  if (out == nullptr) return nullptr;
-  std::memcpy(out, data, size);
-  out[size] = '\0';
-  return out;
-}
-
-}  // namespace
-
 PyObject* ValueToPython(PyfleetInterp* interp, const PyfleetValue& value) {
   switch (value.kind) {
     case PYFLEET_VALUE_NONE:
@@ -83,8 +71,8 @@ PyfleetStatus* PythonToValue(PyfleetInterp* interp, PyObject* obj, PyfleetValue*
       PyBytes_AsStringAndSize(obj, const_cast<char**>(&data), &size);
       out->kind = PYFLEET_VALUE_BYTES;
     }
-    char* copy = CopyBytes(data, size);
-    if (copy == nullptr) return MakeStatus(static_cast<PyfleetCode>(8), "out of memory");
+    char* copy = DupCString(std::string_view(data, size));
+    if (copy == nullptr) return NewPyfleetStatus(static_cast<PyfleetCode>(8), "out of memory");
     out->u.str.data = copy;
     out->u.str.size = size;
     return nullptr;
@@ -96,7 +84,7 @@ PyfleetStatus* PythonToValue(PyfleetInterp* interp, PyObject* obj, PyfleetValue*
     out->u.tensor = UnpackTensor(interp, obj);
     return nullptr;
   }
-  return MakeStatus(PYFLEET_INVALID_ARGUMENT,
+  return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT,
                     std::string("cannot convert a Python object of type '") + Py_TYPE(obj)->tp_name +
                         "' to a value (supported: None, bool, int, float, str, bytes, torch.Tensor)");
 }

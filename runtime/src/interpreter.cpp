@@ -11,8 +11,9 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "loader/base/pyfleet_status.h"
 #include "loader/library_loader.h"
-#include "runtime/archive/archive_abi.h"
+#include "interpreter/archive/archive_abi.h"
 #include "runtime/src/abi_status.h"
 #include "runtime/src/interpreter_core.h"
 
@@ -27,7 +28,8 @@ void* LoadExtension(void* ctx, const char* path, char** error) {
   auto* c = static_cast<ExtensionLoaderContext*>(ctx);
   absl::StatusOr<void*> handle = c->loader->loadExtension(path, c->index);
   if (!handle.ok()) {
-    *error = strdup(std::string(handle.status().message()).c_str());
+    absl::string_view message = handle.status().message();
+    *error = DupCString(std::string_view(message.data(), message.size()));
     return nullptr;
   }
   return *handle;

@@ -1,7 +1,7 @@
 #include "pyfleet/package.h"
 
 #include "pyfleet/error.h"
-#include "runtime/archive/package_archive.h"
+#include "interpreter/archive/package_archive.h"
 
 namespace pyfleet {
 

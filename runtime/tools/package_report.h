@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "runtime/archive/package_archive.h"
+#include "interpreter/archive/package_archive.h"
 #include "runtime/tools/glob_group.h"
 
 namespace pyfleet::internal {

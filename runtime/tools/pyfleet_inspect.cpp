@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "runtime/archive/package_archive.h"
+#include "interpreter/archive/package_archive.h"
 #include "runtime/tools/glob_group.h"
 #include "runtime/tools/package_report.h"
 

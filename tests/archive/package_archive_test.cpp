@@ -1,7 +1,7 @@
 // Tests for runtime/archive: PackageArchive (ZIP, bytes, directory) and its C ABI
 // wrapper. Packages are written at build time by make_archive_fixtures.py with the
 // stock torch.package.PackageExporter, bad ones rewritten from them.
-#include "runtime/archive/package_archive.h"
+#include "interpreter/archive/package_archive.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/archive/archive_abi.h"
+#include "interpreter/archive/archive_abi.h"
 
 namespace pyfleet::internal {
 namespace {

@@ -39,7 +39,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/status/statusor.h"
-#include "runtime/archive/mapped_file.h"
+#include "loader/base/mapped_file.h"
 
 namespace pyfleet::internal {
 

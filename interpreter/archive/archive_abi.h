@@ -18,7 +18,7 @@
 
 #include "absl/status/status.h"
 #include "pyfleet/interpreter_abi.h"
-#include "runtime/archive/package_archive.h"
+#include "interpreter/archive/package_archive.h"
 
 namespace pyfleet::internal {
 
@@ -28,8 +28,5 @@ PyfleetArchive MakeArchiveAbi(std::shared_ptr<const PackageArchive> archive);
 // The PackageArchive behind `archive` if MakeArchiveAbi made it (same library copy),
 // else nullptr. Borrowed: valid while `archive` holds its reference.
 const PackageArchive* ArchiveFromAbi(const PyfleetArchive* archive);
-
-// A malloc'ed PyfleetStatus for `status` (not OK); python_type and traceback NULL.
-PyfleetStatus* StatusToPyfleet(const absl::Status& status);
 
 }  // namespace pyfleet::internal

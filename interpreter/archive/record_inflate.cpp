@@ -1,5 +1,5 @@
 // File: record_inflate.cpp — see record_inflate.h.
-#include "runtime/archive/record_inflate.h"
+#include "interpreter/archive/record_inflate.h"
 
 #include <zlib.h>
 

@@ -11,7 +11,8 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "runtime/archive/package_archive.h"
+#include "interpreter/archive/package_archive.h"
+#include "loader/base/posix_error.h"
 
 namespace pyfleet::internal {
 namespace {

@@ -8,9 +8,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "runtime/archive/package_archive.h"
-#include "runtime/archive/record_inflate.h"
-#include "runtime/archive/zip_directory.h"
+#include "interpreter/archive/package_archive.h"
+#include "interpreter/archive/record_inflate.h"
+#include "interpreter/archive/zip_directory.h"
 
 namespace pyfleet::internal {
 namespace {

@@ -1,9 +1,11 @@
 // File: archive_abi.cpp — see archive_abi.h.
-#include "runtime/archive/archive_abi.h"
+#include "interpreter/archive/archive_abi.h"
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+
+#include "loader/base/pyfleet_status.h"
 
 namespace pyfleet::internal {
 namespace {
@@ -13,14 +15,6 @@ struct ArchiveCtx {
   std::atomic<int64_t> refs{1};
   std::shared_ptr<const PackageArchive> archive;
 };
-
-char* Dup(std::string_view s) {
-  char* out = static_cast<char*>(std::malloc(s.size() + 1));
-  if (out == nullptr) return nullptr;
-  std::memcpy(out, s.data(), s.size());
-  out[s.size()] = '\0';
-  return out;
-}
 
 void Retain(void* ctx) { static_cast<ArchiveCtx*>(ctx)->refs.fetch_add(1, std::memory_order_relaxed); }
 
@@ -47,7 +41,7 @@ void ReleaseView(void* owner) { delete static_cast<std::shared_ptr<const void>*>
 
 PyfleetStatus* Read(void* ctx, size_t index, PyfleetRecordView* out) {
   absl::StatusOr<RecordData> data = static_cast<ArchiveCtx*>(ctx)->archive->read(index);
-  if (!data.ok()) return StatusToPyfleet(data.status());
+  if (!data.ok()) return PyfleetStatusFromStatus(data.status());
   out->data = data->data();
   out->size = data->size();
   out->owner = new std::shared_ptr<const void>(data->owner());
@@ -56,15 +50,6 @@ PyfleetStatus* Read(void* ctx, size_t index, PyfleetRecordView* out) {
 }
 
 }  // namespace
-
-PyfleetStatus* StatusToPyfleet(const absl::Status& status) {
-  auto* s = static_cast<PyfleetStatus*>(std::calloc(1, sizeof(PyfleetStatus)));
-  if (s == nullptr) return nullptr;
-  s->code = status.ok() ? PYFLEET_UNKNOWN : static_cast<int32_t>(status.code());
-  absl::string_view msg = status.message();
-  s->message = Dup(std::string_view(msg.data(), msg.size()));
-  return s;
-}
 
 PyfleetArchive MakeArchiveAbi(std::shared_ptr<const PackageArchive> archive) {
   PyfleetArchive abi{};

@@ -2,7 +2,7 @@
 //
 // Layout references: PKWARE APPNOTE 6.3 sections 4.3.7 (local header), 4.3.12 (central
 // directory header), 4.3.14-16 (ZIP64 end records) and 4.5.3 (ZIP64 extra field).
-#include "runtime/archive/zip_directory.h"
+#include "interpreter/archive/zip_directory.h"
 
 #include <cstring>
 

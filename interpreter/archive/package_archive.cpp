@@ -1,7 +1,7 @@
 // File: package_archive.cpp — see package_archive.h. Opening, lookup, version check
 // and read dispatch; the ZIP index lives in package_archive_zip.cpp, directories in
 // package_archive_dir.cpp.
-#include "runtime/archive/package_archive.h"
+#include "interpreter/archive/package_archive.h"
 
 #include <cerrno>
 #include <cstdlib>

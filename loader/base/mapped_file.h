@@ -1,13 +1,16 @@
 // File: mapped_file.h
 //
-// One private, copy-on-write mapping of a file (or of anonymous memory holding bytes
-// that were handed to us), owned by a MappedFile and unmapped by its destructor.
+// One private mapping of a whole file (or of anonymous memory holding bytes that were
+// handed to us), owned by a MappedFile, which also keeps the file open; the destructor
+// unmaps and closes. The one mapping type of every layer: the loader reads ELF files
+// through read-only ones, package archives serve records from copy-on-write ones.
 //
 //   absl::StatusOr<std::shared_ptr<MappedFile>> m = MappedFile::Map("/models/demo.pt");
 //   if (m.ok()) Use((*m)->data(), (*m)->size());
+//   auto elf = MappedFile::Map("/usr/lib/libz.so.1", MappedFile::Access::kReadOnly);
 //
-// Every mapping is MAP_PRIVATE with PROT_READ|PROT_WRITE. See Note [Copy-on-write
-// mapping]: writes through it never reach the file.
+// Every mapping is MAP_PRIVATE. kCopyOnWrite ones (the default) are also writable; see
+// Note [Copy-on-write mapping]: writes through them never reach the file.
 #pragma once
 
 #include <cstddef>
@@ -16,6 +19,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "loader/base/owned_fd.h"
 
 namespace pyfleet::internal {
 
@@ -52,25 +57,38 @@ struct FileIdentity {
 
 class MappedFile {
  public:
-  // Maps the whole file at `path`. Errors: NotFound / PermissionDenied / Internal with
-  // the errno text; a zero-length file yields a MappedFile with size() == 0 and
-  // data() == nullptr.
-  static absl::StatusOr<std::shared_ptr<MappedFile>> Map(const std::string& path);
+  enum class Access {
+    kReadOnly,     // PROT_READ: reading only (ELF files); a write faults
+    kCopyOnWrite,  // PROT_READ|PROT_WRITE, MAP_PRIVATE: see Note [Copy-on-write mapping]
+  };
+
+  // MappedFile::Map()
+  //
+  // Maps the whole file at `path`. Errors (PosixError, with the path): NOT_FOUND,
+  // PERMISSION_DENIED, ...; INVALID_ARGUMENT for a directory. A zero-length file yields
+  // a MappedFile with size() == 0 and data() == nullptr.
+  static absl::StatusOr<std::shared_ptr<MappedFile>> Map(const std::string& path,
+                                                         Access access = Access::kCopyOnWrite);
 
   // Copies `size` bytes into a memory file (memfd) and maps that privately (page
   // aligned, so any alignment the bytes had relative to their start is kept).
   static absl::StatusOr<std::shared_ptr<MappedFile>> Copy(const void* data, size_t size);
 
-  // A new private mapping of the same file (fresh copy-on-write view; the page cache
-  // pages are shared, nothing is copied). Same identity.
+  // A new private mapping of the same file with the same access (a fresh copy-on-write
+  // view; the page cache pages are shared, nothing is copied). Same identity.
   absl::StatusOr<std::shared_ptr<MappedFile>> remap() const;
 
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
 
+  // The bytes. Writable only for Access::kCopyOnWrite.
   uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  absl::string_view bytes() const { return absl::string_view(reinterpret_cast<const char*>(data_), size_); }
+  // The open file that was mapped (owned by this object), e.g. to dup() and keep the very
+  // bytes that were mapped even if the path is replaced on disk.
+  int fd() const { return fd_.get(); }
   // True if [p, p + n) lies inside this mapping.
   bool contains(const void* p, size_t n) const;
   // The mapped file's identity (invalid for Copy()).
@@ -83,18 +101,17 @@ class MappedFile {
   absl::StatusOr<uint32_t> fileCrc32(uint64_t offset, size_t size) const;
 
  private:
-  MappedFile(uint8_t* data, size_t size, int fd) : data_(data), size_(size), fd_(fd) {}
+  MappedFile(uint8_t* data, size_t size, OwnedFd fd, Access access)
+      : data_(data), size_(size), fd_(std::move(fd)), access_(access) {}
   // Maps `fd` privately; the result owns `fd` (closed on error too). `what` names it.
-  static absl::StatusOr<std::shared_ptr<MappedFile>> MapFd(int fd, size_t size,
+  static absl::StatusOr<std::shared_ptr<MappedFile>> MapFd(OwnedFd fd, size_t size, Access access,
                                                           const FileIdentity& id,
                                                           const std::string& what);
   uint8_t* data_;  // owned mapping (nullptr when size_ == 0)
   size_t size_;
-  int fd_;  // owned: the mapped file, kept open for remap()
+  OwnedFd fd_;  // the mapped file, kept open for remap() and fileCrc32()
+  Access access_;
   FileIdentity identity_;
 };
-
-// The errno text for `err` (thread-safe).
-std::string ErrnoText(int err);
 
 }  // namespace pyfleet::internal
