@@ -9,10 +9,13 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "pyfleet/interpreter.h"
+#include "pyfleet/native_libraries.h"
+#include "pyfleet/obj.h"
 #include "pyfleet/interpreter_abi.h"
 
 namespace pyfleet::internal {
+
+class LibraryLoader;
 
 // Context of one interpreter's extension loader callback (PyfleetExtensionLoader).
 struct ExtensionLoaderContext {

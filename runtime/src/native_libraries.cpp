@@ -8,7 +8,9 @@
 #include <string>
 
 #include "loader/library_loader.h"
+#include "pyfleet/error.h"
 #include "pyfleet/interpreter.h"
+#include "pyfleet/native_libraries.h"
 
 namespace pyfleet {
 namespace {
@@ -44,8 +46,6 @@ std::shared_ptr<NativeLibraries> NativeLibraries::create(std::string interpreter
 }
 
 NativeLibraries::~NativeLibraries() = default;
-
-int NativeLibraries::allocateIndex() { return next_index_.fetch_add(1); }
 
 NativeLibraries::Stats NativeLibraries::stats() const {
   internal::LibraryLoader::Stats s = loader_->stats();

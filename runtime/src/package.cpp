@@ -2,6 +2,7 @@
 
 #include "pyfleet/error.h"
 #include "interpreter/archive/package_archive.h"
+#include "runtime/src/access.h"
 
 namespace pyfleet {
 
@@ -16,7 +17,7 @@ Package Package::open(const std::string& path) {
     }
     ThrowIfError(s);
   }
-  return Package(std::move(archive).value());
+  return internal::Access::makePackage(std::move(archive).value());
 }
 
 const std::string& Package::path() const { return archive_->path(); }

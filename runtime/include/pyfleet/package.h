@@ -28,6 +28,7 @@ namespace pyfleet {
 
 namespace internal {
 class PackageArchive;
+struct Access;
 }  // namespace internal
 
 class PYFLEET_API Package {
@@ -44,10 +45,8 @@ class PYFLEET_API Package {
   // Number of records.
   size_t recordCount() const;
 
-  // Internal.
-  const std::shared_ptr<const internal::PackageArchive>& archive() const { return archive_; }
-
  private:
+  friend struct internal::Access;
   explicit Package(std::shared_ptr<const internal::PackageArchive> archive) : archive_(std::move(archive)) {}
   std::shared_ptr<const internal::PackageArchive> archive_;
 };
