@@ -291,6 +291,21 @@ absl::StatusOr<EditedImage> editElf(std::string image, absl::string_view file_na
   return out;
 }
 
+std::optional<std::string> dynamicWithoutSoname(const ElfFile& elf) {
+  const std::vector<Elf64_Dyn>& entries = elf.dynamicEntries();  // up to the first DT_NULL
+  std::string out;
+  out.reserve(entries.size() * sizeof(Elf64_Dyn));
+  for (const Elf64_Dyn& d : entries) {
+    if (d.d_tag != DT_SONAME) out.append(reinterpret_cast<const char*>(&d), sizeof(d));
+  }
+  if (out.size() == entries.size() * sizeof(Elf64_Dyn)) return std::nullopt;
+  const Elf64_Dyn null{DT_NULL, {0}};
+  while (out.size() < entries.size() * sizeof(Elf64_Dyn)) {
+    out.append(reinterpret_cast<const char*>(&null), sizeof(null));
+  }
+  return out;
+}
+
 absl::Status overwriteBytes(std::string& image, absl::Span<const uint64_t> offsets,
                             absl::string_view value) {
   for (uint64_t offset : offsets) {

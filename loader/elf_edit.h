@@ -9,9 +9,9 @@
 //   edits.add_needed = {"/tmp/pyfleet-ab12cd/i00000001-interpreter.so"};
 //   edits.soname = "i00000001-d0001-libtorch_python.so.1.13";
 //   edits.demote_unique = true;
-//   absl::StatusOr<EditedImage> out = editElf(std::move(bytes), "libtorch_python.so.1.13", edits);
-//   if (!out.ok()) return out.status();
-//   writeFile(out->image);
+//   PYFLEET_ASSIGN_OR_RETURN(EditedImage out,
+//                            editElf(std::move(bytes), "libtorch_python.so.1.13", edits));
+//   writeFile(out.image);
 //
 // Note [ELF relayout for new dynamic strings]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -49,6 +49,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "loader/elf_file.h"
 
 namespace pyfleet::internal {
 
@@ -63,7 +64,7 @@ struct ElfEdits {
   // Each old value must be a DT_NEEDED (NotFound otherwise).
   std::vector<std::pair<std::string, std::string>> replace_needed;
   // DT_NEEDED entries to drop (see Note [Dependencies already in the global scope] in
-  // library_loader.cpp). Each must be a DT_NEEDED (NotFound otherwise). Their DT_VERNEED
+  // global_scope.h). Each must be a DT_NEEDED (NotFound otherwise). Their DT_VERNEED
   // entries stay: glibc finds those libraries among the loaded objects by name.
   std::vector<std::string> remove_needed;
   // New DT_SONAME value; the entry is added if the library has none.
@@ -97,6 +98,15 @@ struct EditedImage {
 // gives them.
 absl::StatusOr<EditedImage> editElf(std::string image, absl::string_view file_name,
                                     const ElfEdits& edits);
+
+// dynamicWithoutSoname()
+//
+// The edit that removes DT_SONAME without a relayout: the bytes of `elf`'s dynamic
+// entries with every DT_SONAME left out and the later entries moved up, padded with
+// DT_NULL to the same length, to be written at elf.dynamicOffset(). Nothing else refers
+// to an entry by its position. nullopt if `elf` has no DT_SONAME. See Note [A copy is
+// known only by its own path] in library_copy.h.
+std::optional<std::string> dynamicWithoutSoname(const ElfFile& elf);
 
 // overwriteBytes()
 //

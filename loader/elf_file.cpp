@@ -34,6 +34,16 @@ absl::StatusOr<ElfFile> ElfFile::parse(absl::string_view bytes, std::string file
   return elf;
 }
 
+absl::StatusOr<ElfFile> ElfFile::parseDynamicOnly(absl::string_view bytes, std::string file_name) {
+  ElfFile elf;
+  elf.bytes_ = bytes;
+  elf.file_name_ = std::move(file_name);
+  PYFLEET_RETURN_IF_ERROR(elf.parseHeader());
+  PYFLEET_RETURN_IF_ERROR(elf.parseProgramHeaders());
+  PYFLEET_RETURN_IF_ERROR(elf.parseDynamic());
+  return elf;
+}
+
 absl::Status ElfFile::error(absl::string_view what) const {
   return absl::InvalidArgumentError(absl::StrCat(file_name_, ": ", what));
 }

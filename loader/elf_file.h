@@ -6,10 +6,10 @@
 // summary of .dynsym. It is what loader/ uses to decide how to copy a library and to
 // check every edit it makes (see elf_edit.h).
 //
-//   absl::StatusOr<ElfFile> elf = ElfFile::parse(bytes, "libtorch_python.so.1.13");
-//   if (!elf.ok()) return elf.status();  // e.g. "x.so: not an ELF file"
-//   for (const std::string& dep : elf->needed()) { ... }
-//   if (elf->hasUndefinedPythonSymbols()) { ... one private copy per interpreter ... }
+//   PYFLEET_ASSIGN_OR_RETURN(ElfFile elf, ElfFile::parse(bytes, "libtorch_python.so.1.13"));
+//   // (an error is e.g. InvalidArgument "x.so: not an ELF file")
+//   for (const std::string& dep : elf.needed()) { ... }
+//   if (elf.hasUndefinedPythonSymbols()) { ... one private copy per interpreter ... }
 //
 // Every offset and size read from the file is bounds-checked before use; a malformed
 // file gives an error naming the file and never reads outside `bytes`. Errors:
@@ -48,6 +48,15 @@ class ElfFile {
   // returned object refers to `bytes` (for bytes() and the string accessors), so `bytes`
   // must outlive it and stay unchanged.
   static absl::StatusOr<ElfFile> parse(absl::string_view bytes, std::string file_name);
+
+  // ElfFile::parseDynamicOnly()
+  //
+  // Like parse(), but reads only the ELF header, the program headers and the dynamic
+  // section with its strings (needed(), soname(), runpath(), rpath(), dynamicEntries()),
+  // with the same checks and errors. verneeds(), the section headers and the .dynsym
+  // summary are left empty, as for a file without section headers. For a cheap look at
+  // a large library (no walk of its symbol table).
+  static absl::StatusOr<ElfFile> parseDynamicOnly(absl::string_view bytes, std::string file_name);
 
   const std::string& fileName() const { return file_name_; }
   absl::string_view bytes() const { return bytes_; }

@@ -2,6 +2,7 @@
 #include "loader/library_copy.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdlib.h>
@@ -15,14 +16,20 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "loader/base/mapped_file.h"
 #include "loader/base/owned_fd.h"
 #include "loader/base/posix_error.h"
 #include "loader/base/status_macros.h"
+#include "loader/elf_edit.h"
+#include "loader/elf_file.h"
 
 namespace pyfleet::internal {
 namespace {
@@ -31,6 +38,22 @@ namespace {
 int removeEntry(const char* path, const struct stat*, int, struct FTW*) {
   ::remove(path);
   return 0;  // keep going: remove as much as possible
+}
+
+// Note [A copy is known only by its own path]: removes from the copy written to `path`
+// (open as `fd`) any DT_SONAME other than `path`.
+absl::Status keepOnlyOwnName(int fd, const std::string& path) {
+  PYFLEET_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file,
+                           MappedFile::Map(path, MappedFile::Access::kReadOnly));
+  const absl::string_view bytes = file->bytes();
+  if (bytes.size() < SELFMAG || std::memcmp(bytes.data(), ELFMAG, SELFMAG) != 0) {
+    return absl::OkStatus();  // not ELF at all: dlopen refuses it ("invalid ELF header")
+  }
+  PYFLEET_ASSIGN_OR_RETURN(ElfFile elf, ElfFile::parseDynamicOnly(bytes, path));
+  if (!elf.soname() || *elf.soname() == path) return absl::OkStatus();
+  std::optional<std::string> dynamic = dynamicWithoutSoname(elf);
+  if (!dynamic) return absl::InternalError(absl::StrCat(path, ": DT_SONAME found but not removed"));
+  return writeFileAt(fd, *dynamic, elf.dynamicOffset(), path);
 }
 
 }  // namespace
@@ -139,6 +162,11 @@ absl::StatusOr<int> LibraryWorkspace::createFile(absl::string_view name, std::st
     return absl::InvalidArgumentError(absl::StrCat("bad library copy file name \"", name, "\""));
   }
   path = pathOf(name);
+  // Note [A copy is known only by its own path]: nothing may answer to it yet.
+  if (void* loaded = ::dlopen(path.c_str(), RTLD_NOLOAD | RTLD_LAZY)) {
+    ::dlclose(loaded);
+    return absl::AlreadyExistsError(absl::StrCat("an object is already loaded as ", path));
+  }
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
   if (fd < 0) return PosixError(errno, absl::StrCat("creating ", path));
   return fd;
@@ -147,14 +175,13 @@ absl::StatusOr<int> LibraryWorkspace::createFile(absl::string_view name, std::st
 absl::StatusOr<void*> LibraryWorkspace::openAndUnlink(const std::string& path) const {
   // See Note [DT_NEEDED matches loaded objects by name]: once loaded, the file is not
   // needed any more.
+  absl::Cleanup remove = [&path] { ::unlink(path.c_str()); };  // also when dlopen fails
   void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  const char* error = handle == nullptr ? ::dlerror() : nullptr;
-  absl::Status status = handle == nullptr
-                            ? absl::FailedPreconditionError(absl::StrCat(
-                                  "dlopen of ", path, " failed: ", error ? error : "(no dlerror)"))
-                            : absl::OkStatus();
-  ::unlink(path.c_str());
-  if (!status.ok()) return status;
+  if (handle == nullptr) {
+    const char* error = ::dlerror();
+    return absl::FailedPreconditionError(
+        absl::StrCat("dlopen of ", path, " failed: ", error ? error : "(no dlerror)"));
+  }
   return handle;
 }
 
@@ -189,10 +216,11 @@ absl::StatusOr<void*> LibraryWorkspace::loadWith(absl::string_view name, FileWri
   std::string path;
   PYFLEET_ASSIGN_OR_RETURN(int raw_fd, createFile(name, path));
   OwnedFd fd(raw_fd);  // kept open for after_load
-  absl::Status written = write(fd.get(), path);
-  if (!written.ok()) {
-    ::unlink(path.c_str());
-    return written;
+  {
+    absl::Cleanup remove = [&path] { ::unlink(path.c_str()); };  // on an error before dlopen
+    PYFLEET_RETURN_IF_ERROR(write(fd.get(), path));
+    PYFLEET_RETURN_IF_ERROR(keepOnlyOwnName(fd.get(), path));  // Note [A copy is known only by its own path]
+    std::move(remove).Cancel();
   }
   PYFLEET_ASSIGN_OR_RETURN(void* handle, openAndUnlink(path));
   after_load(handle, fd.get());

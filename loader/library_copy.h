@@ -4,12 +4,14 @@
 // copies are briefly written to be dlopen'ed. Each load writes one file, dlopens it
 // RTLD_NOW|RTLD_LOCAL and unlinks it at once, and the directory itself exists only while
 // a load is in progress (see Note [Workspace exists only during loads]); the destructor
-// removes whatever is left.
+// removes whatever is left. Guaranteed for every copy it loads: the copy is known by its
+// own path only, never by its original's DT_SONAME, so it never answers for a
+// process-global library's name (Note [A copy is known only by its own path]).
 //
 //   PYFLEET_ASSIGN_OR_RETURN(std::unique_ptr<LibraryWorkspace> ws, LibraryWorkspace::create());
 //   PYFLEET_ASSIGN_OR_RETURN(void* handle, ws->loadImage("i00000003-e000001-_json.so", image));
-//   // ws->pathOf("i00000003-e000001-_json.so") is the name the copy is known by; the file
-//   // itself is already gone.
+//   // ws->pathOf("i00000003-e000001-_json.so") is the one name the copy is known by; the
+//   // file itself is already gone.
 //
 // Handles are never dlclose'd: interpreters are a fixed pool for the life of the process
 // (ARCHITECTURE.md point 11), and a copy's code must stay mapped as long as anything may
@@ -23,9 +25,37 @@
 // touches the file system. So once a copy has been dlopen'ed by its full path, another
 // copy whose DT_NEEDED is that exact path binds to it, and dlopen(path) returns its
 // handle, even though the file has been unlinked. That is why a copy's file can be removed
-// right after its dlopen, and why a copy must be loaded before anything that needs it
-// (loader/library_loader.cpp does so). Tested in library_copy_test.cpp
+// right after its dlopen, why a copy must be loaded before anything that needs it
+// (loader/library_loader.cpp does so), and why a copy must not keep its original's
+// DT_SONAME (next Note). Tested in library_copy_test.cpp
 // (LibraryCopyTest.NeededNameMatchesUnlinkedLoadedCopy).
+//
+// Note [A copy is known only by its own path]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// By the Note above, a loaded object answers every later dlopen() and DT_NEEDED of its
+// l_name (the path it was dlopen'ed by) and of its DT_SONAME, RTLD_LOCAL or not. A copy
+// that kept its original's DT_SONAME ("libz.so.1") would therefore stand in for the
+// original: any library loaded later that needs libz.so.1, anywhere in the process, would
+// bind to that private copy instead of the real libz unless the real one had been loaded
+// first (it happened between two tests of one process: a libz copy made by one answered
+// for libz in the next). So every copy this workspace dlopens (loadWith(), and so
+// loadImage() and loadFileCopy()) is guaranteed to be known by its own path only:
+//  - its DT_SONAME is absent or exactly its own path, pathOf(name): after the writer is
+//    done and before the dlopen, the file's dynamic section is read through a read-only
+//    mapping (ElfFile::parseDynamicOnly: 0.2-0.5 ms for libtorch_python in /dev/shm on
+//    this project's VMs, mostly page faults and unmapping; within the noise of the
+//    ~25 ms a later interpreter's torch._C copies take) and any other DT_SONAME is
+//    removed in place (dynamicWithoutSoname(): same size, no relayout);
+//  - no object in the process is known by that path already (AlreadyExists otherwise).
+// Its path lies in this private directory and is named only by the DT_NEEDED of other
+// copies made to need it (library_loader.h), so no library's own DT_NEEDED can bind to a
+// copy, and process-global libraries keep answering to their names. A file without the
+// ELF magic is left to dlopen, which refuses it; one with the magic that does not parse
+// as an x86-64 shared object is refused before dlopen (ElfFile's error). LibraryLoader
+// gives the copies whose names it knows in advance (the interpreter library,
+// Python-dependent libraries) their own path as DT_SONAME in the template, so nothing is
+// rewritten for them. Tested in library_copy_test.cpp
+// (LibraryCopyTest.CopyNeverAnswersForTheOriginalsSoname and the tests after it).
 //
 // Note [Copies live in memory]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -99,28 +129,31 @@ class LibraryWorkspace {
 
   // LibraryWorkspace::loadImage()
   //
-  // Writes `image` to pathOf(name), dlopens it RTLD_NOW|RTLD_LOCAL and unlinks the file
-  // (also when dlopen fails). `name` must be a plain file name (no '/') not in use.
-  // Returns the dlopen handle, owned by the process (never closed). Errors:
-  // InvalidArgument for a bad name, AlreadyExists if the file exists, the errno of a failed
-  // write, FailedPrecondition with dlerror()'s text if dlopen fails. Thread-safe.
+  // Writes `image` to pathOf(name), removes any DT_SONAME other than pathOf(name) from
+  // the file (Note [A copy is known only by its own path]), dlopens it
+  // RTLD_NOW|RTLD_LOCAL and unlinks the file (also when dlopen fails). `name` must be a
+  // plain file name (no '/') not in use. Returns the dlopen handle, owned by the process
+  // (never closed). Errors: InvalidArgument for a bad name, AlreadyExists if the file
+  // exists or an object is already loaded by that path, the errno of a failed write,
+  // ElfFile::parseDynamicOnly()'s error for an ELF file that does not parse,
+  // FailedPrecondition with dlerror()'s text if dlopen fails. Thread-safe.
   absl::StatusOr<void*> loadImage(absl::string_view name, absl::string_view image) const;
 
   // LibraryWorkspace::loadFileCopy()
   //
   // Like loadImage() with the bytes of the file `source_path`, copied in the kernel
-  // (copy_file_range) instead of through memory: a plain copy with its own inode, which
-  // glibc loads again instead of returning the original (it dedups by device and inode).
-  // NotFound if `source_path` does not exist.
+  // (copy_file_range) instead of through memory: a copy with its own inode, which glibc
+  // loads again instead of returning the original (it dedups by device and inode), and
+  // without the original's DT_SONAME. NotFound if `source_path` does not exist.
   absl::StatusOr<void*> loadFileCopy(absl::string_view name, const std::string& source_path) const;
 
   // LibraryWorkspace::loadWith()
   //
   // The general form: creates pathOf(name) (mode 0700, exclusively), lets `write` fill
-  // the open file descriptor (it must not close it), then dlopens and unlinks as
-  // loadImage() does. An error from `write` is returned after removing the file.
-  // `after_load`, if given, runs once the copy is loaded, with the file still open
-  // (read-write) and its handle: e.g. to release pages no longer needed.
+  // the open file descriptor (it must not close it), then checks the DT_SONAME, dlopens
+  // and unlinks as loadImage() does. An error from `write` is returned after removing
+  // the file. `after_load`, if given, runs once the copy is loaded, with the file still
+  // open (read-write) and its handle: e.g. to release pages no longer needed.
   using FileWriter = absl::FunctionRef<absl::Status(int fd, const std::string& path)>;
   using AfterLoad = absl::FunctionRef<void(void* handle, int fd)>;
   absl::StatusOr<void*> loadWith(absl::string_view name, FileWriter write) const;
@@ -128,7 +161,8 @@ class LibraryWorkspace {
 
  private:
   explicit LibraryWorkspace(std::string path) : path_(std::move(path)) {}
-  // Creates pathOf(name) exclusively; returns the fd and the path.
+  // Creates pathOf(name) exclusively, unless an object is loaded by that path already;
+  // returns the fd and the path.
   absl::StatusOr<int> createFile(absl::string_view name, std::string& path) const;
   // dlopens `path`, then unlinks it.
   absl::StatusOr<void*> openAndUnlink(const std::string& path) const;

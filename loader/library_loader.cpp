@@ -2,20 +2,16 @@
 // libraries; see library_loader.h.
 #include "loader/library_loader.h"
 
-#include <dlfcn.h>
 #include <fcntl.h>
-#include <link.h>
 #include <pthread.h>
-#include <stdlib.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <mutex>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <mutex>
+#include <optional>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
@@ -23,25 +19,27 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_replace.h"
-#include "absl/strings/str_split.h"
-#include "loader/elf_file.h"
-#include "loader/segment_sharing.h"
-#include "loader/self_binding.h"
 #include "loader/base/mapped_file.h"
 #include "loader/base/owned_fd.h"
 #include "loader/base/posix_error.h"
 #include "loader/base/status_macros.h"
+#include "loader/elf_edit.h"
+#include "loader/elf_file.h"
+#include "loader/global_scope.h"
+#include "loader/library_template.h"
+#include "loader/segment_sharing.h"
+#include "loader/self_binding.h"
 
 namespace pyfleet::internal {
 
-// A Python-dependent library some template needs: the DT_NEEDED it replaced, its
-// canonical path and its info.
+// A Python-dependent library some template needs: its canonical path, its number in
+// this loader and the file name of its per-interpreter copies, with
+// LibraryTemplate::kIdPlaceholder for the id.
 struct LibraryLoader::DependencyRef {
   std::string path;
-  LibraryInfo info;
+  int ordinal = 0;
+  std::string copy_name;
 };
-
 
 // A patched library and the Python-dependent libraries its copies need loaded first.
 struct LibraryLoader::BuiltTemplate {
@@ -78,8 +76,6 @@ struct LibraryLoader::InterpreterSlot {
 
 namespace {
 
-constexpr const char* kDefaultLibraryDirs[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
-                                               "/lib", "/usr/lib"};
 // Keeps copy file names below NAME_MAX (255) whatever the original's name.
 constexpr size_t kMaxBaseNameInCopyName = 200;
 
@@ -87,39 +83,10 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-absl::StatusOr<std::string> canonicalPath(const std::string& path) {
-  char* resolved = ::realpath(path.c_str(), nullptr);
-  if (resolved == nullptr) return PosixError(errno, absl::StrCat("resolving ", path));
-  std::string out = resolved;
-  ::free(resolved);
-  return out;
-}
-
-std::string dirName(absl::string_view path) {
-  const size_t slash = path.rfind('/');
-  if (slash == absl::string_view::npos) return ".";
-  return slash == 0 ? std::string("/") : std::string(path.substr(0, slash));
-}
-
 std::string baseName(absl::string_view path) {
   const size_t slash = path.rfind('/');
   absl::string_view base = slash == absl::string_view::npos ? path : path.substr(slash + 1);
   return std::string(base.substr(0, kMaxBaseNameInCopyName));
-}
-
-std::string expandOrigin(absl::string_view value, const std::string& origin) {
-  return absl::StrReplaceAll(value, {{"${ORIGIN}", origin}, {"$ORIGIN", origin}});
-}
-
-bool hasOrigin(absl::string_view value) {
-  return absl::StrContains(value, "$ORIGIN") || absl::StrContains(value, "${ORIGIN}");
-}
-
-// Maps a library to read it (libtorch_cpu is large; only headers and .dynsym are read).
-absl::StatusOr<std::shared_ptr<MappedFile>> mapLibrary(const std::string& path) {
-  PYFLEET_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::Map(path, MappedFile::Access::kReadOnly));
-  if (file->size() == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": empty file"));
-  return file;
 }
 
 // Note [Forks while a copy is loading]
@@ -136,51 +103,6 @@ std::atomic<uint64_t> g_forks{0};
 // Spare capacity for what editElf appends (page alignment, program headers, .dynamic and
 // new strings) beyond a copy of .dynstr, so that it never reallocates a large image.
 constexpr size_t kRelayoutSlack = 64 * 1024;
-
-// Note [Dependencies already in the global scope]
-// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-// Every dlopen walks the new object's whole dependency tree, and for each DT_NEEDED in it
-// glibc's _dl_map_object compares the name with every loaded object's names (strcmp).
-// libtorch_python's tree is LibTorch's: some 300 libraries on Debian (opencv, gdal, ...),
-// against 330 loaded objects plus 26 more per interpreter; that was about 6% of a later
-// interpreter's start-up. Yet a copy is RTLD_LOCAL, so glibc looks every symbol up in the
-// global scope first: a dependency that is already there (the host links LibTorch, so
-// libtorch_cpu, libc10, libstdc++ ... are) can never supply a binding through the copy's
-// own scope. Its DT_NEEDED is therefore dropped from the template, and the copy's tree
-// holds only what is not global: the interpreter copy, other copies, libraries like
-// libshm. Its DT_VERNEED entries stay; glibc finds those libraries among the loaded
-// objects by name (the dlopen(RTLD_NOLOAD) below makes sure the name is known).
-// "In the global scope" is checked, not assumed: the library answers dlopen(name,
-// RTLD_NOLOAD), and dlsym on the global scope (globalScopeHandle()) of one of its
-// exported symbols lands in it.
-bool loadedInGlobalScope(const std::string& needed_name, const std::string& exported_symbol) {
-  if (exported_symbol.empty()) return false;
-  void* handle = ::dlopen(needed_name.c_str(), RTLD_NOLOAD | RTLD_LAZY);
-  if (handle == nullptr) return false;
-  absl::Cleanup close = [handle] { ::dlclose(handle); };
-  struct link_map* map = nullptr;
-  if (::dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) return false;
-  void* address = ::dlsym(globalScopeHandle(), exported_symbol.c_str());
-  if (address == nullptr) return false;
-  Dl_info info;
-  struct link_map* found = nullptr;
-  if (::dladdr1(address, &info, reinterpret_cast<void**>(&found), RTLD_DL_LINKMAP) == 0) return false;
-  return found == map;
-}
-
-std::vector<std::string> searchDirs(const ElfFile& elf, const std::string& origin) {
-  std::vector<std::string> dirs;
-  auto add = [&](const std::optional<std::string>& list) {
-    if (!list) return;
-    for (absl::string_view dir : absl::StrSplit(*list, ':', absl::SkipEmpty())) {
-      dirs.push_back(expandOrigin(dir, origin));
-    }
-  };
-  if (!elf.runpath()) add(elf.rpath());
-  add(elf.runpath());
-  for (const char* dir : kDefaultLibraryDirs) dirs.emplace_back(dir);
-  return dirs;
-}
 
 }  // namespace
 
@@ -231,21 +153,21 @@ absl::StatusOr<void*> LibraryLoader::loadInterpreterLibrary(const std::string& p
           absl::StrCat("interpreter ", index, " already has an interpreter library copy"));
     }
   }
-  // A template too, though it has no per-interpreter names: it sheds the dependencies
-  // already in the global scope (Note [Dependencies already in the global scope]), which
-  // every extension copy, needing it, would otherwise walk again.
-  absl::StatusOr<void*> handle = [&]() -> absl::StatusOr<void*> {
-    PYFLEET_ASSIGN_OR_RETURN(std::string canonical, canonicalPath(path));
-    PYFLEET_ASSIGN_OR_RETURN(const BuiltTemplate* built, templateFor(canonical, nullptr, true));
-    return loadCopy(*built, index, absl::StrCat("i", LibraryTemplate::kIdPlaceholder, "-interpreter.so"));
-  }();
-  if (!handle.ok()) {
+  // A template too: it sheds the dependencies already in the global scope (Note
+  // [Dependencies already in the global scope]), which every extension copy, needing it,
+  // would otherwise walk again, and a DT_SONAME becomes the copy's own path (Note [A copy
+  // is known only by its own path]).
+  absl::Cleanup free_index = [&] {  // on failure: the index stays free
     absl::MutexLock lock(&mu_);
     interpreters_.erase(index);
-    return handle.status();
-  }
-  slot->handle = *handle;
-  return *handle;
+  };
+  PYFLEET_ASSIGN_OR_RETURN(std::string canonical, canonicalPath(path));
+  PYFLEET_ASSIGN_OR_RETURN(const BuiltTemplate* built, templateFor(canonical, nullptr, true));
+  PYFLEET_ASSIGN_OR_RETURN(
+      void* handle, loadCopy(*built, index, absl::StrCat("i", LibraryTemplate::kIdPlaceholder, "-interpreter.so")));
+  std::move(free_index).Cancel();
+  slot->handle = handle;
+  return handle;
 }
 
 absl::StatusOr<std::shared_ptr<LibraryLoader::InterpreterSlot>> LibraryLoader::interpreterSlot(
@@ -259,124 +181,56 @@ absl::StatusOr<std::shared_ptr<LibraryLoader::InterpreterSlot>> LibraryLoader::i
   return it->second;
 }
 
-absl::StatusOr<std::optional<LibraryLoader::LibraryInfo>> LibraryLoader::libraryInfo(
-    const std::string& path) {
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = libraries_.find(path);
-    if (it != libraries_.end()) return it->second;
-  }
-  // Parse without holding mu_; a racing thread may parse too, the first insert wins.
-  std::string exported;
-  bool defines = false;
-  std::vector<std::string> needed, dirs;
-  absl::StatusOr<bool> python = [&]() -> absl::StatusOr<bool> {
-    PYFLEET_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, mapLibrary(path));
-    PYFLEET_ASSIGN_OR_RETURN(ElfFile elf, ElfFile::parse(file->bytes(), path));
-    exported = elf.firstExportedSymbol();
-    defines = elf.definedSymbolCount() > 0;
-    if (exported.empty()) {
-      needed = elf.needed();
-      dirs = searchDirs(elf, dirName(path));
-    }
-    return elf.hasUndefinedPythonSymbols();
-  }();
-  if (!python.ok() && python.status().code() != absl::StatusCode::kInvalidArgument &&
-      python.status().code() != absl::StatusCode::kUnimplemented) {
-    return python.status();  // an I/O error, not a file of the wrong kind
-  }
-  std::optional<LibraryInfo> info;
-  if (python.ok()) {
-    info.emplace().python_dependent = *python;
-    info->exported_symbol = std::move(exported);
-    info->defines_symbols = defines;
-    info->needed = std::move(needed);
-    info->search_dirs = std::move(dirs);
-  }
+LibraryLoader::DependencyRef LibraryLoader::dependencyRef(const std::string& path) {
   absl::MutexLock lock(&mu_);
-  auto [it, inserted] = libraries_.try_emplace(path, info);
-  if (inserted && it->second && it->second->python_dependent) {
-    it->second->ordinal = next_dependency_ordinal_++;
-    it->second->copy_name = absl::StrFormat("i%s-d%04d-%s", LibraryTemplate::kIdPlaceholder,
-                                            it->second->ordinal, baseName(path));
-  }
-  return it->second;
-}
-
-absl::StatusOr<std::optional<std::pair<std::string, LibraryLoader::LibraryInfo>>>
-LibraryLoader::resolveNeeded(const std::string& name, const std::vector<std::string>& search_dirs) {
-  std::vector<std::string> candidates;
-  if (absl::StrContains(name, "/")) {
-    candidates.push_back(name);
-  } else {
-    for (const std::string& dir : search_dirs) candidates.push_back(absl::StrCat(dir, "/", name));
-  }
-  for (const std::string& candidate : candidates) {
-    if (::access(candidate.c_str(), F_OK) != 0) continue;
-    absl::StatusOr<std::string> canonical = canonicalPath(candidate);
-    if (!canonical.ok()) continue;
-    PYFLEET_ASSIGN_OR_RETURN(std::optional<LibraryInfo> info, libraryInfo(*canonical));
-    if (info) return std::make_pair(*std::move(canonical), *std::move(info));
-  }
-  return std::nullopt;
-}
-
-absl::StatusOr<bool> LibraryLoader::inGlobalScope(const std::string& name, const LibraryInfo& info) {
-  if (!info.exported_symbol.empty()) return loadedInGlobalScope(name, info.exported_symbol);
-  // Definitions but none to probe with (all weak, TLS, ...): keep it.
-  if (info.defines_symbols) return false;
-  // One that defines nothing (libtorch.so.1.13 only pulls in libtorch_cpu and others) can
-  // bind nothing itself: it counts as global when loaded and all it needs is global.
-  void* handle = ::dlopen(name.c_str(), RTLD_NOLOAD | RTLD_LAZY);
-  if (handle == nullptr) return false;
-  ::dlclose(handle);
-  if (info.needed.empty()) return false;
-  for (const std::string& dependency : info.needed) {
-    PYFLEET_ASSIGN_OR_RETURN(auto resolved, resolveNeeded(dependency, info.search_dirs));
-    if (!resolved || resolved->second.exported_symbol.empty() ||
-        !loadedInGlobalScope(dependency, resolved->second.exported_symbol)) {
-      return false;
-    }
-  }
-  return true;
+  auto [it, inserted] = dependency_ordinals_.try_emplace(path, next_dependency_ordinal_);
+  if (inserted) ++next_dependency_ordinal_;
+  return DependencyRef{path, it->second,
+                       absl::StrFormat("i%s-d%04d-%s", LibraryTemplate::kIdPlaceholder, it->second,
+                                       baseName(path))};
 }
 
 absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
-    const std::string& path, const LibraryInfo* dependency, bool interpreter_library) {
+    const std::string& path, const DependencyRef* dependency, bool interpreter_library) {
   PYFLEET_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, mapLibrary(path));
   PYFLEET_ASSIGN_OR_RETURN(ElfFile elf, ElfFile::parse(file->bytes(), path));
   const std::string origin = dirName(path);
   const std::vector<std::string> dirs = searchDirs(elf, origin);
+  const std::string interpreter_copy = absl::StrCat("i", LibraryTemplate::kIdPlaceholder, "-interpreter.so");
 
   ElfEdits edits;
-  if (!interpreter_library) {
-    edits.add_needed.push_back(workspace_->pathOf(
-        absl::StrCat("i", LibraryTemplate::kIdPlaceholder, "-interpreter.so")));
-  }
+  if (!interpreter_library) edits.add_needed.push_back(workspace_->pathOf(interpreter_copy));
   std::vector<DependencyRef> dependencies;
   for (const std::string& name : elf.needed()) {
     const std::string expanded = expandOrigin(name, origin);
-    PYFLEET_ASSIGN_OR_RETURN(auto resolved, resolveNeeded(expanded, dirs));
-    absl::StatusOr<bool> global = resolved && !resolved->second.python_dependent && expanded == name
-                                      ? inGlobalScope(name, resolved->second)
-                                      : false;
-    if (!global.ok()) return global.status();
-    if (resolved && resolved->second.python_dependent) {
-      const LibraryInfo& info = resolved->second;
-      edits.replace_needed.emplace_back(name, workspace_->pathOf(info.copy_name));
+    PYFLEET_ASSIGN_OR_RETURN(std::optional<ResolvedLibrary> resolved, resolver_.resolveNeeded(expanded, dirs));
+    if (resolved && resolved->info.python_dependent) {
+      DependencyRef ref = dependencyRef(resolved->path);
+      edits.replace_needed.emplace_back(name, workspace_->pathOf(ref.copy_name));
       const bool seen = std::any_of(dependencies.begin(), dependencies.end(),
-                                    [&](const DependencyRef& d) { return d.path == resolved->first; });
-      if (!seen) dependencies.push_back(DependencyRef{resolved->first, info});
-    } else if (resolved && expanded == name && *global) {
-      edits.remove_needed.push_back(name);  // Note [Dependencies already in the global scope]
-    } else if (expanded != name) {
-      // The copy lives in the workspace, where $ORIGIN would point: use the real place.
-      edits.replace_needed.emplace_back(name, resolved ? resolved->first : expanded);
+                                    [&](const DependencyRef& d) { return d.path == ref.path; });
+      if (!seen) dependencies.push_back(std::move(ref));
+      continue;
     }
+    if (expanded != name) {
+      // The copy lives in the workspace, where $ORIGIN would point: use the real place.
+      edits.replace_needed.emplace_back(name, resolved ? resolved->path : expanded);
+      continue;
+    }
+    if (!resolved) continue;
+    PYFLEET_ASSIGN_OR_RETURN(bool global, inGlobalScope(name, resolved->info, resolver_));
+    if (global) edits.remove_needed.push_back(name);  // Note [Dependencies already in the global scope]
   }
   const std::optional<std::string>& search = elf.runpath() ? elf.runpath() : elf.rpath();
   if (search && hasOrigin(*search)) edits.runpath = expandOrigin(*search, origin);
-  if (dependency != nullptr) edits.soname = workspace_->pathOf(dependency->copy_name);
+  // Note [A copy is known only by its own path] (library_copy.h): a copy whose name is
+  // known here gets it as DT_SONAME; an extension copy's serial is not known yet, and the
+  // workspace removes any DT_SONAME it still has.
+  if (dependency != nullptr) {
+    edits.soname = workspace_->pathOf(dependency->copy_name);
+  } else if (interpreter_library && elf.soname()) {
+    edits.soname = workspace_->pathOf(interpreter_copy);
+  }
   edits.demote_unique = elf.uniqueSymbolCount() > 0;  // Note [STB_GNU_UNIQUE demotion]
 
   std::string bytes;
@@ -404,7 +258,7 @@ absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
 }
 
 absl::StatusOr<const LibraryLoader::BuiltTemplate*> LibraryLoader::templateFor(
-    const std::string& path, const LibraryInfo* dependency, bool interpreter_library) {
+    const std::string& path, const DependencyRef* dependency, bool interpreter_library) {
   std::shared_ptr<TemplateSlot> slot;
   {
     absl::MutexLock lock(&mu_);
@@ -476,21 +330,20 @@ absl::Status LibraryLoader::ensureDependency(InterpreterSlot& slot, int index,
                                              const DependencyRef& dependency,
                                              std::vector<int>& visiting) {
   // Requires slot.mu (the caller holds it).
-  const int ordinal = dependency.info.ordinal;
+  const int ordinal = dependency.ordinal;
   if (slot.dependencies.contains(ordinal)) return absl::OkStatus();
   if (std::find(visiting.begin(), visiting.end(), ordinal) != visiting.end()) {
     return absl::UnimplementedError(absl::StrCat(
         dependency.path, ": cycle of Python-dependent libraries is not supported"));
   }
-  PYFLEET_ASSIGN_OR_RETURN(const BuiltTemplate* built,
-                           templateFor(dependency.path, &dependency.info));
+  PYFLEET_ASSIGN_OR_RETURN(const BuiltTemplate* built, templateFor(dependency.path, &dependency));
   visiting.push_back(ordinal);
   for (const DependencyRef& inner : built->dependencies) {
     PYFLEET_RETURN_IF_ERROR(ensureDependency(slot, index, inner, visiting));
   }
   visiting.pop_back();
   // Its DT_NEEDED on the interpreter copy and on the copies above match them by name.
-  PYFLEET_ASSIGN_OR_RETURN(void* handle, loadCopy(*built, index, dependency.info.copy_name));
+  PYFLEET_ASSIGN_OR_RETURN(void* handle, loadCopy(*built, index, dependency.copy_name));
   slot.dependencies[ordinal] = handle;
   return absl::OkStatus();
 }

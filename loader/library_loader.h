@@ -12,7 +12,8 @@
 //   void* init = dlsym(ext, "PyInit__C");
 //
 // What gets copied, per interpreter:
-//  - the interpreter library: a copy (own inode), "i<ID>-interpreter.so";
+//  - the interpreter library: a copy (own inode) with DT_SONAME set to its own path,
+//    "i<ID>-interpreter.so";
 //  - every extension module: a copy with an added DT_NEEDED on that interpreter's library
 //    copy (first, so Py* references bind to that CPython), "i<ID>-e<serial>-<name>";
 //  - every library an extension (or such a library) needs that has undefined Py*/_Py*
@@ -22,30 +23,28 @@
 //    needing library's DT_NEEDED re-pointed at it, "i<ID>-d<ordinal>-<name>".
 // Libraries without undefined Python symbols (libtorch_cpu, libc10, libstdc++, ...) are
 // never copied: they stay process-global, and a copy's DT_NEEDED on one already in the
-// global scope is dropped (Note [Dependencies already in the global scope]). A copy's
-// references to its own definitions are resolved in the template (Note [Binding a copy's
-// references to itself], self_binding.h). Each library is patched once into a
-// LibraryTemplate (Note [Template placeholders]); a copy is an instantiation written into
-// the private workspace, dlopen'ed RTLD_NOW|RTLD_LOCAL and unlinked at once (Note
-// [DT_NEEDED matches loaded objects by name]). Copies also get any $ORIGIN in their
-// DT_RUNPATH/DT_RPATH or DT_NEEDED replaced by the original's directory, since the copy
-// lives elsewhere. Handles are never dlclose'd.
+// global scope is dropped (Note [Dependencies already in the global scope], global_scope.h).
+// Which file a DT_NEEDED names, and whether it needs Python, is LibraryResolver's answer
+// (Note [Resolving DT_NEEDED like ld.so], library_resolver.h). A copy's references to its
+// own definitions are resolved in the template (Note [Binding a copy's references to
+// itself], self_binding.h). Each library is patched once into a LibraryTemplate (Note
+// [Template placeholders]); a copy is an instantiation written into the private
+// workspace, dlopen'ed RTLD_NOW|RTLD_LOCAL and unlinked at once (Note [DT_NEEDED matches
+// loaded objects by name]). Copies also get any $ORIGIN in their DT_RUNPATH/DT_RPATH or
+// DT_NEEDED replaced by the original's directory, since the copy lives elsewhere. Handles
+// are never dlclose'd.
 //
-// Finding the libraries an extension needs (to tell which depend on Python) follows ld.so
-// in simplified form: a name with '/' is a path; otherwise DT_RPATH (only when there is no
-// DT_RUNPATH), then DT_RUNPATH, both with $ORIGIN/${ORIGIN} expanded, then
-// /lib/x86_64-linux-gnu, /usr/lib/x86_64-linux-gnu, /lib, /usr/lib. Not modelled:
-// LD_LIBRARY_PATH, /etc/ld.so.cache, $LIB/$PLATFORM, the needing object's parents' RPATH,
-// objects already loaded by soname. The first candidate that parses as an x86-64 ELF
-// shared object wins; $ORIGIN is the directory of the library's canonical path. A name not
-// found this way is left for ld.so to resolve as usual. Python-dependent libraries needed
-// only through a non-Python library are not found (they would fail to bind at dlopen).
+// No copy answers for another library's name: every copy is known only by its own path
+// in the workspace (Note [A copy is known only by its own path], library_copy.h). The
+// copies of the interpreter library and of Python-dependent libraries get that path as
+// DT_SONAME in their templates; an extension copy that still carries its original's
+// DT_SONAME has it removed by the workspace before it is loaded. So a later DT_NEEDED
+// "libz.so.1" or "libpyfleet_interpreter.so" anywhere in the process loads the real file.
 #pragma once
 
+#include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -53,25 +52,24 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "loader/library_copy.h"
-#include "loader/library_template.h"
-#include "loader/segment_sharing.h"
+#include "loader/library_resolver.h"
 
 namespace pyfleet::internal {
 
 // Thread-safe. Lock order: InterpreterSlot::mu -> TemplateSlot::mu -> LibraryLoader::mu_.
-// mu_ is a leaf held only for map look-ups and counters. An InterpreterSlot::mu is held
-// while that interpreter's library copy and its dependency copies load (their static
-// constructors run under it), a TemplateSlot::mu while its template is built (file I/O and
-// ELF editing only). No lock here is ever held while waiting for a GIL, and none is held
+// mu_ is a leaf held only for map look-ups and counters, as is the resolver's own lock
+// (never taken with mu_ held). An InterpreterSlot::mu is held while that interpreter's
+// library copy and its dependency copies load (their static constructors run under it),
+// a TemplateSlot::mu while its template is built (file I/O and ELF editing only). No lock here is ever held while waiting for a GIL, and none is held
 // while an extension copy's own constructors run. Not re-entrant: a static constructor of
 // a dependency copy must not call back into loadExtension for the same interpreter.
 class LibraryLoader {
  public:
   // LibraryLoader::Create()
   //
-  // Creates the private workspace under `temp_root` ("" = $TMPDIR or /tmp). Errors are
-  // LibraryWorkspace::create()'s; InvalidArgument if the path would contain the template
-  // placeholder.
+  // Creates the private workspace under `temp_root` ("" means
+  // LibraryWorkspace::defaultTempRoot()). Errors are LibraryWorkspace::create()'s;
+  // InvalidArgument if the path would contain the template placeholder.
   static absl::StatusOr<std::unique_ptr<LibraryLoader>> Create(std::string temp_root = "");
 
   // Removes the workspace. Loaded copies stay loaded (their files are already gone).
@@ -135,41 +133,20 @@ class LibraryLoader {
   struct BuiltTemplate;
   struct TemplateSlot;
   struct InterpreterSlot;
-  // What the loader knows about one library file (by canonical path).
-  struct LibraryInfo {
-    bool python_dependent = false;
-    // For a Python-dependent library: its number in this loader and the file name of
-    // its per-interpreter copies, with LibraryTemplate::kIdPlaceholder for the id.
-    int ordinal = 0;
-    std::string copy_name;
-    // ElfFile::firstExportedSymbol(), to find whether the library is in the global scope,
-    // and, for one that exports nothing, its DT_NEEDED names and where they are looked up.
-    std::string exported_symbol;
-    bool defines_symbols = false;  // any defined non-local dynamic symbol at all
-    std::vector<std::string> needed;
-    std::vector<std::string> search_dirs;
-  };
 
   explicit LibraryLoader(std::unique_ptr<LibraryWorkspace> workspace);
 
   absl::StatusOr<std::shared_ptr<InterpreterSlot>> interpreterSlot(int index) const;
-  // Whether the library at canonical `path` needs Python, and its dependency ordinal;
-  // nullopt if it is not an x86-64 ELF shared object. Cached.
-  absl::StatusOr<std::optional<LibraryInfo>> libraryInfo(const std::string& path);
-  // The library a DT_NEEDED `name` of `needer` (at `needer_dir`) resolves to, as a
-  // canonical path plus its info; nullopt if not found.
-  absl::StatusOr<std::optional<std::pair<std::string, LibraryInfo>>> resolveNeeded(
-      const std::string& name, const std::vector<std::string>& search_dirs);
+  // The Python-dependent library at canonical `path` as a dependency of copies: its
+  // number in this loader (from 1, in order of first use) and its copies' file name.
+  DependencyRef dependencyRef(const std::string& path);
   // The template of canonical `path`, built on first use. `dependency` is null for an
   // extension module and for the interpreter library (`interpreter_library` true).
   absl::StatusOr<const BuiltTemplate*> templateFor(const std::string& path,
-                                                    const LibraryInfo* dependency,
+                                                    const DependencyRef* dependency,
                                                     bool interpreter_library = false);
-  // Whether the library loaded by DT_NEEDED `name` is in the process's global scope.
-  // See Note [Dependencies already in the global scope].
-  absl::StatusOr<bool> inGlobalScope(const std::string& name, const LibraryInfo& info);
   absl::StatusOr<BuiltTemplate> buildTemplate(const std::string& path,
-                                              const LibraryInfo* dependency,
+                                              const DependencyRef* dependency,
                                               bool interpreter_library);
   // Loads `dependency` (and, first, what it needs) for the interpreter of `slot`, unless
   // it has it. Requires slot.mu; `visiting` holds the ordinals being loaded (cycles).
@@ -180,12 +157,13 @@ class LibraryLoader {
   void addCopyTime(double seconds, uint64_t shared_bytes);
 
   std::unique_ptr<LibraryWorkspace> workspace_;
+  LibraryResolver resolver_;  // thread-safe; its own lock is a leaf
   mutable absl::Mutex mu_;
   absl::flat_hash_map<int, std::shared_ptr<InterpreterSlot>> interpreters_ ABSL_GUARDED_BY(mu_);
-  // Keyed by "ext:" or "dep:" + canonical path.
+  // Keyed by "interp:", "ext:" or "dep:" + canonical path.
   absl::flat_hash_map<std::string, std::shared_ptr<TemplateSlot>> templates_ ABSL_GUARDED_BY(mu_);
-  // Keyed by canonical path; nullopt for files that are not x86-64 shared objects.
-  absl::flat_hash_map<std::string, std::optional<LibraryInfo>> libraries_ ABSL_GUARDED_BY(mu_);
+  // Canonical path of a Python-dependent library -> its dependency ordinal.
+  absl::flat_hash_map<std::string, int> dependency_ordinals_ ABSL_GUARDED_BY(mu_);
   int next_dependency_ordinal_ ABSL_GUARDED_BY(mu_) = 1;
   int next_extension_serial_ ABSL_GUARDED_BY(mu_) = 1;
   Stats stats_ ABSL_GUARDED_BY(mu_);

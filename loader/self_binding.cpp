@@ -1,6 +1,5 @@
 #include "loader/self_binding.h"
 
-#include <dlfcn.h>
 #include <elf.h>
 
 #include <cstdlib>
@@ -112,20 +111,6 @@ absl::StatusOr<SelfBindingCount> bindSelfReferences(
     }
   }
   return count;
-}
-
-void* globalScopeHandle() {
-  // dlopen(NULL) is the main program; glibc searches its symbol list, which RTLD_GLOBAL
-  // loads extend, for dlsym on it: exactly the global scope. (dlsym(RTLD_DEFAULT) would
-  // also search the calling library's own dependencies when it was dlopen'ed RTLD_LOCAL.)
-  static void* const handle = ::dlopen(nullptr, RTLD_LAZY);
-  return handle;
-}
-
-bool definedInGlobalScope(const char* name) {
-  ::dlerror();  // clear, so a symbol whose value is 0 is told apart from a missing one
-  void* address = ::dlsym(globalScopeHandle(), name);
-  return address != nullptr || ::dlerror() == nullptr;
 }
 
 }  // namespace pyfleet::internal

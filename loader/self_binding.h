@@ -6,6 +6,7 @@
 // copy costs no symbol lookup for it. Done once per process, in the template (see
 // library_template.h), it serves every later interpreter.
 //
+//   // definedInGlobalScope() is global_scope.h's probe of this process.
 //   absl::StatusOr<SelfBindingCount> n = bindSelfReferences(elf, image, definedInGlobalScope);
 //   // n->rewritten relocations of libtorch_python.so now need no lookup in its copies
 //
@@ -59,15 +60,5 @@ struct SelfBindingCount {
 absl::StatusOr<SelfBindingCount> bindSelfReferences(
     const ElfFile& elf, std::string& image,
     absl::FunctionRef<bool(const char* name)> defined_in_global_scope);
-
-// definedInGlobalScope()
-//
-// Whether some object in this process's global scope (the main program, its
-// dependencies, RTLD_GLOBAL loads: what an RTLD_LOCAL copy searches first) defines
-// `name`. The predicate LibraryLoader uses with bindSelfReferences().
-bool definedInGlobalScope(const char* name);
-
-// The dlopen(NULL) handle: dlsym() on it searches exactly the global scope.
-void* globalScopeHandle();
 
 }  // namespace pyfleet::internal

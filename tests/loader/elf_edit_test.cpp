@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -301,6 +302,33 @@ TEST(ElfEditTest, EditedPieExecutableWithPtPhdrStillRuns) {
   int wstatus = 0;
   ASSERT_EQ(::waitpid(pid, &wstatus, 0), pid);
   EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << "wait status " << wstatus;
+}
+
+TEST(ElfEditTest, RemovesSonameInPlace) {
+  std::string image = readTestFile(kLibz);
+  const size_t size = image.size();
+  const ElfFile before = parseOrDie(image, "libz.so.1");
+  ASSERT_EQ(before.soname(), "libz.so.1");
+  std::optional<std::string> dynamic = dynamicWithoutSoname(before);
+  ASSERT_TRUE(dynamic.has_value());
+  ASSERT_EQ(dynamic->size(), before.dynamicEntries().size() * sizeof(Elf64_Dyn));
+  const std::vector<std::string> needed = before.needed();
+  const uint64_t offset = before.dynamicOffset();
+  image.replace(offset, dynamic->size(), *dynamic);
+  const ElfFile after = parseOrDie(image, "libz.so.1");
+  EXPECT_EQ(after.soname(), std::nullopt);
+  EXPECT_EQ(after.needed(), needed);
+  EXPECT_EQ(image.size(), size);
+  // One entry fewer before the DT_NULL, padded with DT_NULL behind it.
+  EXPECT_EQ(after.dynamicEntries().size() + 1, before.dynamicEntries().size());
+  EXPECT_EQ(dynamicWithoutSoname(after), std::nullopt);
+  // The edited library still loads, known only by its path.
+  absl::StatusOr<std::unique_ptr<LibraryWorkspace>> ws = LibraryWorkspace::create();
+  ASSERT_TRUE(ws.ok()) << ws.status();
+  absl::StatusOr<void*> handle = (*ws)->loadImage("libz-without-soname.so", image);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  EXPECT_EQ(testing::sonameOf(*handle), std::nullopt);
+  EXPECT_NE(symbolOrFail(*handle, "zlibVersion"), nullptr);
 }
 
 TEST(ElfEditTest, OverwriteBytesChecksBounds) {

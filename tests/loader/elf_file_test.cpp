@@ -112,6 +112,28 @@ void expectError(const std::string& bytes, absl::StatusCode code, const std::str
   EXPECT_EQ(elf.status().message(), message);
 }
 
+TEST(ElfFileTest, ParseDynamicOnlyReadsHeadersAndTheDynamicSection) {
+  const std::string bytes = readTestFile(kLibtorchPython);
+  absl::StatusOr<ElfFile> full = ElfFile::parse(bytes, "libtorch_python.so.1.13");
+  absl::StatusOr<ElfFile> dynamic = ElfFile::parseDynamicOnly(bytes, "libtorch_python.so.1.13");
+  ASSERT_TRUE(full.ok()) << full.status();
+  ASSERT_TRUE(dynamic.ok()) << dynamic.status();
+  EXPECT_EQ(dynamic->soname(), "libtorch_python.so.1.13");
+  EXPECT_EQ(dynamic->needed(), full->needed());
+  EXPECT_EQ(dynamic->runpath(), full->runpath());
+  EXPECT_EQ(dynamic->dynamicOffset(), full->dynamicOffset());
+  EXPECT_EQ(dynamic->dynamicEntries().size(), full->dynamicEntries().size());
+  // Left empty, as for a file without section headers.
+  EXPECT_TRUE(dynamic->sectionHeaders().empty());
+  EXPECT_EQ(dynamic->dynsymCount(), 0u);
+  EXPECT_TRUE(dynamic->verneeds().empty());
+  EXPECT_FALSE(dynamic->hasUndefinedPythonSymbols());
+  // Same errors as parse() for what it reads.
+  absl::StatusOr<ElfFile> text = ElfFile::parseDynamicOnly("hello, world", "x.so");
+  EXPECT_EQ(text.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(text.status().message()), HasSubstr("x.so: not an ELF file"));
+}
+
 TEST(ElfFileTest, RejectsNonElf) {
   expectError("", absl::StatusCode::kInvalidArgument, "x.so: not an ELF file");
   expectError("\x7f" "EL", absl::StatusCode::kInvalidArgument, "x.so: not an ELF file");

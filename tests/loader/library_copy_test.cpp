@@ -1,9 +1,11 @@
 // Tests for loader/library_copy.h: the workspace is private and cleaned up, files are
-// unlinked right after loading, and a later DT_NEEDED binds to an unlinked copy by name
-// (Note [DT_NEEDED matches loaded objects by name]).
+// unlinked right after loading, a later DT_NEEDED binds to an unlinked copy by name
+// (Note [DT_NEEDED matches loaded objects by name]) and by nothing else (Note [A copy is
+// known only by its own path]).
 #include "loader/library_copy.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/statfs.h>
@@ -13,6 +15,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,7 +29,10 @@ namespace {
 
 using ::pyfleet::internal::testing::kLibz;
 using ::pyfleet::internal::testing::listDir;
+using ::pyfleet::internal::testing::objectFileOf;
 using ::pyfleet::internal::testing::readTestFile;
+using ::pyfleet::internal::testing::realPath;
+using ::pyfleet::internal::testing::sonameOf;
 using ::pyfleet::internal::testing::symbolOrFail;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -300,6 +306,110 @@ TEST(LibraryCopyTest, RejectsBadNamesAndExistingFiles) {
   absl::StatusOr<void*> missing = ws->loadFileCopy("m.so", "/nonexistent/lib.so");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("/nonexistent/lib.so"));
+}
+
+// Note [A copy is known only by its own path]. soname_user needs
+// libpyfleet_test_soname_target.so, which nothing else in this process loads: before the
+// guarantee, the copy made first answered that DT_NEEDED and soname_user bound into it.
+TEST(LibraryCopyTest, CopyNeverAnswersForTheOriginalsSoname) {
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+  ASSERT_NE(ws, nullptr);
+  absl::StatusOr<void*> copy = ws->loadFileCopy("soname-target-copy.so", PYFLEET_TEST_SONAME_TARGET);
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  EXPECT_EQ(sonameOf(*copy), std::nullopt);  // the original's was removed before dlopen
+  void* in_copy = symbolOrFail(*copy, "pyfleet_test_soname_target");
+
+  void* user = ::dlopen(PYFLEET_TEST_SONAME_USER, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(user, nullptr) << ::dlerror();
+  using AddressFn = const void* (*)();
+  auto target_function = reinterpret_cast<AddressFn>(symbolOrFail(user, "soname_user_target_function"));
+  ASSERT_NE(target_function, nullptr);
+  const void* bound = target_function();
+  EXPECT_NE(bound, in_copy);
+  EXPECT_EQ(realPath(objectFileOf(bound)), realPath(PYFLEET_TEST_SONAME_TARGET));
+  // dlopen by the original's name finds the original too, not the copy.
+  void* by_name = ::dlopen("libpyfleet_test_soname_target.so", RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(by_name, nullptr) << ::dlerror();
+  EXPECT_NE(by_name, *copy);
+  EXPECT_EQ(::dlsym(by_name, "pyfleet_test_soname_target"), bound);
+  ::dlclose(by_name);
+}
+
+// Defect 10's own case: a copy of libz written by a writer (as LibraryLoader's templates
+// are), then a library that needs libz.so.1. This binary links libz (loader/base's
+// CRC-32), so the real one is loaded first and would be found first anyway; what shows
+// the guarantee here is the copy's DT_SONAME.
+TEST(LibraryCopyTest, LibzCopyIsNotLibzForLaterLibraries) {
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+  ASSERT_NE(ws, nullptr);
+  absl::StatusOr<void*> copy = ws->loadWith("probe.so", [&](int fd, const std::string& path) {
+    return writeFileAt(fd, readTestFile(kLibz), 0, path);
+  });
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  EXPECT_EQ(sonameOf(*copy), std::nullopt);  // was "libz.so.1"
+  EXPECT_EQ(objectFileOf(symbolOrFail(*copy, "zlibVersion")), ws->pathOf("probe.so"));
+
+  void* user = ::dlopen(PYFLEET_TEST_SONAME_USER, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(user, nullptr) << ::dlerror();
+  using AddressFn = const void* (*)();
+  auto zlib_function = reinterpret_cast<AddressFn>(symbolOrFail(user, "soname_user_zlib_function"));
+  ASSERT_NE(zlib_function, nullptr);
+  const std::string file = objectFileOf(zlib_function());
+  EXPECT_EQ(realPath(file), realPath(kLibz));
+  EXPECT_THAT(realPath(file), ::testing::StartsWith("/usr/lib/x86_64-linux-gnu/libz.so.1."));
+  EXPECT_THAT(file, ::testing::Not(HasSubstr(ws->path())));
+  void* by_name = ::dlopen("libz.so.1", RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(by_name, nullptr) << ::dlerror();
+  EXPECT_NE(by_name, *copy);
+  ::dlclose(by_name);
+}
+
+TEST(LibraryCopyTest, CopyKeepsASonameThatIsItsOwnPath) {
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+  ASSERT_NE(ws, nullptr);
+  ElfEdits edits;
+  edits.soname = ws->pathOf("own-name.so");
+  absl::StatusOr<EditedImage> image = editElf(readTestFile(kLibz), "libz.so.1", edits);
+  ASSERT_TRUE(image.ok()) << image.status();
+  absl::StatusOr<void*> handle = ws->loadImage("own-name.so", image->image);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  EXPECT_EQ(sonameOf(*handle), ws->pathOf("own-name.so"));
+  // Any other name is removed, whether the original's or made up.
+  edits.soname = "libz-made-up-name.so.1";
+  image = editElf(readTestFile(kLibz), "libz.so.1", edits);
+  ASSERT_TRUE(image.ok()) << image.status();
+  handle = ws->loadImage("made-up-name.so", image->image);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  EXPECT_EQ(sonameOf(*handle), std::nullopt);
+  EXPECT_EQ(::dlopen("libz-made-up-name.so.1", RTLD_NOW | RTLD_NOLOAD), nullptr);
+}
+
+TEST(LibraryCopyTest, PathThatIsAlreadyLoadedIsRefused) {
+  // The file is gone after the first load, but its path still names the loaded copy:
+  // a second copy by that path would silently be the first one.
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+  ASSERT_NE(ws, nullptr);
+  ASSERT_TRUE(ws->loadFileCopy("twice.so", kLibz).ok());
+  absl::StatusOr<void*> again = ws->loadFileCopy("twice.so", kLibz);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(std::string(again.status().message()),
+              HasSubstr("an object is already loaded as " + ws->pathOf("twice.so")));
+  EXPECT_FALSE(exists(ws->path()));
+}
+
+TEST(LibraryCopyTest, ElfImageThatDoesNotParseIsRefusedBeforeDlopen) {
+  // Its DT_SONAME cannot be checked, so it is not loaded.
+  std::unique_ptr<LibraryWorkspace> ws = makeWorkspace();
+  ASSERT_NE(ws, nullptr);
+  std::string image = readTestFile(kLibz);
+  ASSERT_GT(image.size(), static_cast<size_t>(EI_CLASS));
+  image[EI_CLASS] = ELFCLASS32;
+  absl::StatusOr<void*> handle = ws->loadImage("elf32.so", image);
+  EXPECT_EQ(handle.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(handle.status().message()),
+              HasSubstr(ws->pathOf("elf32.so") + ": 32-bit ELF is not supported"));
+  EXPECT_EQ(::dlopen(ws->pathOf("elf32.so").c_str(), RTLD_NOW | RTLD_NOLOAD), nullptr);
+  EXPECT_FALSE(exists(ws->path()));
 }
 
 TEST(LibraryCopyTest, GarbageImageFailsWithDlerrorAndLeavesNoFile) {

@@ -83,6 +83,11 @@ TEST_F(LibraryLoaderTest, EachInterpreterGetsItsOwnLibraryCopy) {
   void* handle0 = ::dlopen(path0.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
   ASSERT_NE(handle0, nullptr) << ::dlerror();
   EXPECT_EQ(::dlsym(handle0, "pyfleet_fake_interpreter_marker"), marker0);
+  // Known by that path only, not by the original's SONAME (Note [A copy is known only by
+  // its own path]).
+  EXPECT_EQ(testing::sonameOf(handle0), path0);
+  EXPECT_EQ(::dlopen("libpyfleet_test_fake_interpreter.so", RTLD_NOW | RTLD_NOLOAD), nullptr);
+  ::dlclose(handle0);
   EXPECT_EQ(loader_->interpreterLibraryPath(-1), "");
 }
 

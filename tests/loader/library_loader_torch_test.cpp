@@ -26,18 +26,14 @@ using ::pyfleet::internal::testing::allocatedBytesOfFileAt;
 using ::pyfleet::internal::testing::dynamicSectionOf;
 using ::pyfleet::internal::testing::kJsonExtension;
 using ::pyfleet::internal::testing::neededOf;
+using ::pyfleet::internal::testing::objectFileOf;
+using ::pyfleet::internal::testing::sonameOf;
 using ::pyfleet::internal::testing::symbolOrFail;
 using ::testing::HasSubstr;
 
 constexpr char kLibpython[] = "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0";
 constexpr char kTorchC[] =
     "/usr/lib/python3/dist-packages/torch/_C.cpython-311-x86_64-linux-gnu.so";
-
-std::string objectFileOf(void* address) {
-  Dl_info info;
-  if (address == nullptr || ::dladdr(address, &info) == 0 || info.dli_fname == nullptr) return "";
-  return info.dli_fname;
-}
 
 TEST(LibraryLoaderTorchTest, TorchExtensionGetsPrivateLibtorchPythonPerInterpreter) {
   // The host links LibTorch, so it is loaded before any interpreter; load it first here
@@ -51,7 +47,11 @@ TEST(LibraryLoaderTorchTest, TorchExtensionGetsPrivateLibtorchPythonPerInterpret
     absl::StatusOr<void*> handle = loader.loadInterpreterLibrary(kLibpython, i);
     ASSERT_TRUE(handle.ok()) << handle.status();
     interp[i] = *handle;
+    // Known only by its own path (Note [A copy is known only by its own path]), not as
+    // libpython3.11.so.1.0, so it cannot answer for the real libpython.
+    EXPECT_EQ(sonameOf(interp[i]), loader.interpreterLibraryPath(i));
   }
+  EXPECT_EQ(::dlopen("libpython3.11.so.1.0", RTLD_NOW | RTLD_NOLOAD), nullptr);
   const LibraryLoader::Stats before = loader.stats();
   void* ext[2] = {nullptr, nullptr};
   LibraryLoader::Stats step[2];

@@ -19,11 +19,13 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/common/proc_maps.h"
 
 namespace pyfleet::internal::testing {
 
@@ -76,20 +78,44 @@ inline std::vector<std::string> neededOf(void* handle) {
   return out;
 }
 
+// The DT_SONAME of a loaded object as it is in memory (what glibc matches DT_NEEDED
+// names against); nullopt if it has none.
+inline std::optional<std::string> sonameOf(void* handle) {
+  struct link_map* map = nullptr;
+  if (::dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) return std::nullopt;
+  const char* strings = nullptr;
+  for (const ElfW(Dyn)* d = map->l_ld; d->d_tag != DT_NULL; ++d) {
+    if (d->d_tag == DT_STRTAB) strings = reinterpret_cast<const char*>(d->d_un.d_ptr);
+  }
+  for (const ElfW(Dyn)* d = map->l_ld; strings != nullptr && d->d_tag != DT_NULL; ++d) {
+    if (d->d_tag == DT_SONAME) return std::string(strings + d->d_un.d_val);
+  }
+  return std::nullopt;
+}
+
+// realpath(3) of `path`, or "" if it does not resolve.
+inline std::string realPath(const std::string& path) {
+  char* resolved = ::realpath(path.c_str(), nullptr);
+  if (resolved == nullptr) return "";
+  std::string out = resolved;
+  ::free(resolved);
+  return out;
+}
+
+// The file of the loaded object that holds `address` (dladdr's dli_fname), or "".
+inline std::string objectFileOf(const void* address) {
+  Dl_info info;
+  if (::dladdr(address, &info) == 0 || info.dli_fname == nullptr) return "";
+  return info.dli_fname;
+}
+
 // Bytes allocated to the (deleted) copy file that the mapping holding `address` maps;
 // UINT64_MAX if no mapping holds it.
 inline uint64_t allocatedBytesOfFileAt(const void* address) {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  const uintptr_t at = reinterpret_cast<uintptr_t>(address);
-  while (std::getline(maps, line)) {
-    uintptr_t begin = 0, end = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx", &begin, &end) != 2 || at < begin || at >= end) continue;
-    struct stat st {};
-    if (::stat(("/proc/self/map_files/" + line.substr(0, line.find(' '))).c_str(), &st) != 0) return UINT64_MAX;
-    return static_cast<uint64_t>(st.st_blocks) * 512;
-  }
-  return UINT64_MAX;
+  const std::optional<::pyfleet::testing::Mapping> m = ::pyfleet::testing::mappingContaining(address);
+  struct stat st {};
+  if (!m || ::stat(m->mapFilesPath().c_str(), &st) != 0) return UINT64_MAX;
+  return static_cast<uint64_t>(st.st_blocks) * 512;
 }
 
 // The dynamic section of the object `handle` names, which lies in its own (copy) file.

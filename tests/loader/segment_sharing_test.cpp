@@ -10,14 +10,14 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "loader/library_copy.h"
+#include "tests/common/proc_maps.h"
 #include "tests/loader/loader_test_util.h"
 
 namespace pyfleet::internal {
@@ -28,21 +28,10 @@ using ::pyfleet::internal::testing::kLibz;
 using ::pyfleet::internal::testing::readTestFile;
 using ::pyfleet::internal::testing::symbolOrFail;
 
-// Inode of the file backing the mapping that contains `address`, from /proc/self/maps.
+// Inode of the file backing the mapping that contains `address` ("" if none).
 std::string InodeAt(const void* address) {
-  const auto a = reinterpret_cast<uintptr_t>(address);
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    std::istringstream in(line);
-    std::string range, perms, offset, dev, inode;
-    in >> range >> perms >> offset >> dev >> inode;
-    const size_t dash = range.find('-');
-    const uintptr_t lo = std::stoull(range.substr(0, dash), nullptr, 16);
-    const uintptr_t hi = std::stoull(range.substr(dash + 1), nullptr, 16);
-    if (a >= lo && a < hi) return inode;
-  }
-  return "";
+  const std::optional<::pyfleet::testing::Mapping> m = ::pyfleet::testing::mappingContaining(address);
+  return m ? std::to_string(m->inode) : "";
 }
 
 std::string InodeOf(const char* path) {

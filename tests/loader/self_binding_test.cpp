@@ -122,10 +122,5 @@ TEST(SelfBindingTest, AnImageOfAnotherSizeIsLeftAlone) {
   EXPECT_EQ(n->examined, 0);
 }
 
-TEST(SelfBindingTest, GlobalScopeLookupSeesTheProcess) {
-  EXPECT_TRUE(definedInGlobalScope("malloc"));
-  EXPECT_FALSE(definedInGlobalScope("pyfleet_no_such_symbol_anywhere"));
-}
-
 }  // namespace
 }  // namespace pyfleet::internal
