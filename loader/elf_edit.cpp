@@ -93,6 +93,65 @@ int demoteUnique(const ElfFile& elf, std::string& image) {
   return demoted;
 }
 
+// The old dynamic string table that the new one starts with: DT_STRSZ bytes, or the
+// .dynstr section's if that is longer. .dynsym names (and version names) are offsets into
+// the section; glibc does not bound them by DT_STRSZ. Copying only DT_STRSZ bytes and
+// re-pointing the section at the copy cut such names off: the result did not parse back
+// (ElfEditTest.KeepsSymbolNamesPastStrsz, found by tests/fuzz/elf_edit_fuzzer).
+absl::string_view oldStringTable(const ElfFile& elf) {
+  const absl::string_view by_dynamic = elf.dynstr();
+  if (elf.dynstrSectionIndex() < 0) return by_dynamic;
+  const Elf64_Shdr& sh = elf.sectionHeaders()[elf.dynstrSectionIndex()];  // at dynstrOffset()
+  if (sh.sh_size <= by_dynamic.size() || sh.sh_offset > elf.bytes().size() ||
+      sh.sh_size > elf.bytes().size() - sh.sh_offset) {
+    return by_dynamic;
+  }
+  return elf.bytes().substr(sh.sh_offset, sh.sh_size);
+}
+
+// A relayout rewrites a few parts of the old file in place: the ELF header, the .dynamic
+// and .dynstr section headers, the vn_file of version needs on replaced libraries, and
+// (with demote_unique, done first) .dynsym. In a crafted file they can overlap (a section
+// header table at offset 8, say), and one write would undo another: the result would
+// not parse back. Such a file is refused up front. (tests/fuzz/elf_edit_fuzzer)
+absl::Status checkRewritesDisjoint(const ElfFile& elf, const ElfEdits& edits,
+                                   absl::string_view file_name) {
+  struct Range {
+    uint64_t begin, end;
+    const char* what;
+  };
+  std::vector<Range> ranges = {{0, sizeof(Elf64_Ehdr), "the ELF header"}};
+  for (int index : {elf.dynamicSectionIndex(), elf.dynstrSectionIndex()}) {
+    if (index < 0) continue;
+    const uint64_t at = elf.header().e_shoff + static_cast<uint64_t>(index) * sizeof(Elf64_Shdr);
+    ranges.push_back({at, at + sizeof(Elf64_Shdr), "a section header"});
+  }
+  for (const ElfFile::Verneed& verneed : elf.verneeds()) {
+    for (const auto& [from, to] : edits.replace_needed) {
+      if (verneed.file != from) continue;
+      const uint64_t at = verneed.offset + offsetof(Elf64_Verneed, vn_file);
+      ranges.push_back({at, at + sizeof(Elf64_Word), "a version need"});
+      break;
+    }
+  }
+  if (edits.demote_unique) {
+    ranges.push_back({elf.dynsymOffset(), elf.dynsymOffset() + elf.dynsymCount() * sizeof(Elf64_Sym),
+                      ".dynsym"});
+  }
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    for (size_t j = i + 1; j < ranges.size(); ++j) {
+      const Range& a = ranges[i];
+      const Range& b = ranges[j];
+      if (a.begin < b.end && b.begin < a.end) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            file_name, ": cannot edit: ", a.what, " at offset ", a.begin, " overlaps ", b.what,
+            " at offset ", b.begin));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 // The new dynamic entries: old ones with values re-pointed into `strings`, the new
 // DT_NEEDED entries before the first old one, DT_STRTAB/DT_STRSZ set by the caller.
 std::vector<Elf64_Dyn> buildDynamic(const ElfFile& elf, const ElfEdits& edits,
@@ -269,7 +328,7 @@ absl::StatusOr<EditedImage> editElf(std::string image, absl::string_view file_na
   PYFLEET_ASSIGN_OR_RETURN(ElfFile before, ElfFile::parse(image, std::string(file_name)));
   PYFLEET_RETURN_IF_ERROR(checkEdits(before, edits));
   // `before` views `image`, which may be reallocated below; keep what is read afterwards.
-  const std::string old_dynstr(before.dynstr());
+  const std::string old_dynstr(oldStringTable(before));
 
   EditedImage out;
   if (edits.demote_unique) out.demoted = demoteUnique(before, image);
@@ -282,11 +341,15 @@ absl::StatusOr<EditedImage> editElf(std::string image, absl::string_view file_na
           file_name, ": no room for one more program header (e_phnum=", before.header().e_phnum,
           ")"));
     }
+    PYFLEET_RETURN_IF_ERROR(checkRewritesDisjoint(before, edits, file_name));
     relayout(before, old_dynstr, edits, image, out);
   }
 
   PYFLEET_ASSIGN_OR_RETURN(ElfFile after, ElfFile::parse(image, std::string(file_name)));
-  PYFLEET_RETURN_IF_ERROR(verify(before, old_dynstr, edits, after));
+  // Without a relayout DT_STRSZ is unchanged: check the bytes it covers.
+  PYFLEET_RETURN_IF_ERROR(verify(
+      before, needs_relayout ? old_dynstr : old_dynstr.substr(0, before.dynstr().size()), edits,
+      after));
   out.image = std::move(image);
   return out;
 }

@@ -95,7 +95,9 @@ struct EditedImage {
 // relayout; otherwise see Note [ELF relayout for new dynamic strings]. The result is
 // parsed back and checked (needed list, soname, search path, unique count); any
 // mismatch is an Internal error. Parse errors of the input are returned as ElfFile::parse
-// gives them.
+// gives them. InvalidArgument "<file>: cannot edit: ..." for a file whose parts that the
+// edit rewrites in place (ELF header, section headers, version needs, .dynsym) overlap,
+// which only a crafted file does.
 absl::StatusOr<EditedImage> editElf(std::string image, absl::string_view file_name,
                                     const ElfEdits& edits);
 

@@ -12,6 +12,10 @@
 namespace pyfleet::internal {
 namespace {
 
+// The largest address a segment may reach: x86-64 user space with 5-level paging (57-bit
+// virtual addresses, the upper half is the kernel's).
+constexpr uint64_t kMaxLoadAddress = uint64_t{1} << 56;
+
 bool isPythonSymbolName(absl::string_view table, uint64_t offset) {
   // Compares at most 3 bytes, stopping at the end of the table (a NUL ends the name).
   auto at = [&](uint64_t i) { return offset + i < table.size() ? table[offset + i] : '\0'; };
@@ -109,6 +113,14 @@ absl::Status ElfFile::parseProgramHeaders() {
       if (ph.p_filesz > ph.p_memsz || __builtin_add_overflow(ph.p_vaddr, ph.p_memsz, &end)) {
         return error(absl::StrFormat("PT_LOAD segment %d has bad sizes (filesz %d, memsz %d)", i,
                                      ph.p_filesz, ph.p_memsz));
+      }
+      // No x86-64 process can map it, and editElf appends a segment page-aligned above
+      // loadEnd(), which must not wrap around to address 0 (ElfEditTest.
+      // RejectsSegmentsAtTheTopOfTheAddressSpace).
+      if (end > kMaxLoadAddress) {
+        return error(absl::StrFormat("PT_LOAD segment %d ends at 0x%x, beyond the x86-64 "
+                                     "address space (0x%x)",
+                                     i, end, kMaxLoadAddress));
       }
       if (end > load_end_) load_end_ = end;
     } else if (ph.p_type == PT_DYNAMIC) {

@@ -14,8 +14,9 @@
 // Every offset and size read from the file is bounds-checked before use; a malformed
 // file gives an error naming the file and never reads outside `bytes`. Errors:
 // InvalidArgument for a file that is not a well-formed shared object (not ELF, truncated,
-// offsets past the end, no PT_DYNAMIC, ...), Unimplemented for a valid ELF this loader
-// does not handle (32-bit, big-endian, another machine, extended phnum).
+// offsets past the end, no PT_DYNAMIC, a PT_LOAD beyond the x86-64 address space, ...),
+// Unimplemented for a valid ELF this loader does not handle (32-bit, big-endian, another
+// machine, extended phnum).
 #pragma once
 
 #include <elf.h>

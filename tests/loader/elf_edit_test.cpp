@@ -194,6 +194,85 @@ TEST(ElfEditTest, RejectsBadEdits) {
   EXPECT_EQ(garbage.status().message(), "g.so: not an ELF file");
 }
 
+// Found with tests/fuzz/elf_edit_fuzzer's oracle: with the last PT_LOAD of a library
+// ending at 2^64 - 1, the appended segment's address (loadEnd() page-aligned up) wrapped
+// to 0 and the edit came back as an image that does not parse ("PT_DYNAMIC ... does not
+// match the PT_LOAD mapping"). Such a library is now rejected as the input it is.
+TEST(ElfEditTest, RejectsSegmentsAtTheTopOfTheAddressSpace) {
+  std::string libz = readTestFile(kLibz);
+  const ElfFile elf = parseOrDie(libz, "libz.so.1");
+  size_t last = 0;
+  for (size_t i = 0; i < elf.programHeaders().size(); ++i) {
+    if (elf.programHeaders()[i].p_type == PT_LOAD) last = i;
+  }
+  ::pyfleet::internal::testing::putAt<Elf64_Xword>(
+      libz, elf.header().e_phoff + last * sizeof(Elf64_Phdr) + offsetof(Elf64_Phdr, p_memsz),
+      ~uint64_t{0} - elf.programHeaders()[last].p_vaddr);
+  ElfEdits edits;
+  edits.add_needed = {"libextra.so"};
+  absl::StatusOr<EditedImage> out = editElf(libz, "libz.so.1", edits);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(out.status().message()), HasSubstr("beyond the x86-64 address space"));
+}
+
+// Found with tests/fuzz/elf_edit_fuzzer's oracle: a section header table at offset 8
+// (e_ident's padding read as sh_type SHT_DYNAMIC) parses, and the relayout's rewrite of
+// that ".dynamic" section header overwrote the new ELF header: the result did not parse.
+TEST(ElfEditTest, RefusesFilesWhoseRewrittenPartsOverlap) {
+  std::string libz = readTestFile(kLibz);
+  ::pyfleet::internal::testing::putAt<Elf64_Off>(libz, offsetof(Elf64_Ehdr, e_shoff), 8);
+  ::pyfleet::internal::testing::putAt<Elf64_Half>(libz, offsetof(Elf64_Ehdr, e_shnum), 1);
+  ::pyfleet::internal::testing::putAt<Elf64_Word>(libz, 12, SHT_DYNAMIC);  // e_ident[12..15]
+  ASSERT_EQ(parseOrDie(libz, "libz.so.1").dynamicSectionIndex(), 0);
+  ElfEdits edits;
+  edits.add_needed = {"libextra.so"};
+  absl::StatusOr<EditedImage> out = editElf(libz, "libz.so.1", edits);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(out.status().message(),
+            "libz.so.1: cannot edit: the ELF header at offset 0 overlaps a section header at "
+            "offset 8");
+}
+
+// Found by tests/fuzz/elf_edit_fuzzer (a test library whose DT_STRSZ was cut below the
+// .dynstr section's size): the new string table copied only DT_STRSZ bytes, and the
+// .dynstr section header re-pointed at it then cut off .dynsym names (the result did not
+// parse back) and version names (glibc then fails to load the copy). The new table now
+// starts with the whole old section.
+TEST(ElfEditTest, KeepsStringsPastStrsz) {
+  std::string libz = readTestFile(kLibz);
+  const ElfFile elf = parseOrDie(libz, "libz.so.1");
+  ASSERT_GE(elf.dynstrSectionIndex(), 0);
+  const Elf64_Shdr section = elf.sectionHeaders()[elf.dynstrSectionIndex()];
+  const std::string old_section = libz.substr(section.sh_offset, section.sh_size);
+  // DT_STRSZ just past the soname, the last string the dynamic section names; the version
+  // names (GLIBC_2.x) lie beyond it.
+  const uint64_t soname_end = *elf.dynamicValue(DT_SONAME) + std::string("libz.so.1").size() + 1;
+  ASSERT_LT(soname_end, section.sh_size);
+  for (size_t i = 0; i < elf.dynamicEntries().size(); ++i) {
+    if (elf.dynamicEntries()[i].d_tag != DT_STRSZ) continue;
+    ::pyfleet::internal::testing::putAt<Elf64_Xword>(
+        libz, elf.dynamicOffset() + i * sizeof(Elf64_Dyn) + offsetof(Elf64_Dyn, d_un), soname_end);
+  }
+  ASSERT_EQ(parseOrDie(libz, "libz.so.1").dynstr().size(), soname_end);
+
+  ElfEdits edits;
+  edits.soname = "libz-short-strsz.so";
+  absl::StatusOr<EditedImage> out = editElf(libz, "libz.so.1", edits);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const ElfFile after = parseOrDie(out->image, "libz-short-strsz.so");
+  EXPECT_EQ(after.dynstr().substr(0, old_section.size()), old_section);
+  EXPECT_EQ(after.sectionHeaders()[after.dynstrSectionIndex()].sh_size, after.dynstr().size());
+
+  absl::StatusOr<std::unique_ptr<LibraryWorkspace>> ws = LibraryWorkspace::create();
+  ASSERT_TRUE(ws.ok()) << ws.status();
+  absl::StatusOr<void*> handle = (*ws)->loadImage("libz-short-strsz.so", out->image);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  using VersionFn = const char* (*)();
+  auto version = reinterpret_cast<VersionFn>(symbolOrFail(*handle, "zlibVersion"));
+  ASSERT_NE(version, nullptr);
+  EXPECT_THAT(std::string(version()), ::testing::StartsWith("1."));
+}
+
 TEST(ElfEditTest, DemotesUniqueSymbolsInPlace) {
   const std::string original = readTestFile(kLibtorchPython);
   ElfEdits edits;

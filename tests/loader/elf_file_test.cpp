@@ -243,6 +243,31 @@ TEST(ElfFileTest, RejectsOffsetsPastTheEnd) {
   }
 }
 
+// Found with tests/fuzz/elf_edit_fuzzer's oracle: libz with its last PT_LOAD reaching
+// 2^64 - 1 parsed, and editElf then placed its new segment at address 0 (alignUp wrapped).
+TEST(ElfFileTest, RejectsLoadSegmentBeyondTheAddressSpace) {
+  std::string bytes = readTestFile(kLibz);
+  absl::StatusOr<ElfFile> elf = ElfFile::parse(bytes, "libz.so.1");
+  ASSERT_TRUE(elf.ok()) << elf.status();
+  size_t last = 0;
+  for (size_t i = 0; i < elf->programHeaders().size(); ++i) {
+    if (elf->programHeaders()[i].p_type == PT_LOAD) last = i;
+  }
+  const Elf64_Phdr ph = elf->programHeaders()[last];
+  const uint64_t at = elf->header().e_phoff + last * sizeof(Elf64_Phdr) + offsetof(Elf64_Phdr, p_memsz);
+  putAt<Elf64_Xword>(bytes, at, ~uint64_t{0} - ph.p_vaddr);  // ends at 2^64 - 1: no overflow
+  for (bool dynamic_only : {false, true}) {
+    absl::StatusOr<ElfFile> r = dynamic_only ? ElfFile::parseDynamicOnly(bytes, "x.so")
+                                             : ElfFile::parse(bytes, "x.so");
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(r.status().message()),
+                HasSubstr("x.so: PT_LOAD segment " + std::to_string(last) +
+                          " ends at 0xffffffffffffffff, beyond the x86-64 address space"));
+  }
+  putAt<Elf64_Xword>(bytes, at, (uint64_t{1} << 56) - ph.p_vaddr);  // the last one allowed
+  EXPECT_TRUE(ElfFile::parse(bytes, "x.so").ok());
+}
+
 // Truncating a real library anywhere gives an error naming the file and the part that
 // is cut.
 class ElfFileTruncationTest : public ::testing::TestWithParam<int> {};
