@@ -10,7 +10,11 @@
 //      N <= cores), like processes, and N for a shared one. Measured side by side in one
 //      run, best of --repeats.
 //
+//   3. Host-driven calls: the per-call cost of f(t) -> t from C++, and of handing an
+//      interpreter a tensor another interpreter wrapped first ("tagged-tensor handoff").
+//
 //   B/bin/pyfleet-bench-interpreters --max_interpreters 4 --repeats 3
+//   B/bin/pyfleet-bench-interpreters --handoff_only=true   # only the tagged-tensor handoff
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -25,16 +29,24 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "pyfleet/interpreter.h"
 #include "runtime/tools/process_stats.h"
+#include "runtime/tools/tool_main.h"
 
 ABSL_FLAG(int, max_interpreters, 4, "largest N (runs N = 1, 2, 4, ... up to it)");
 ABSL_FLAG(int, repeats, 3, "repetitions per configuration (best is reported)");
 ABSL_FLAG(int, py_iterations, 2000000, "iterations of the pure-Python loop per unit of work");
 ABSL_FLAG(int, torch_iterations, 3000, "forward passes of the small model per unit of work");
 ABSL_FLAG(int, host_calls, 20000, "host-driven calls per thread for the per-call overhead figure");
+ABSL_FLAG(bool, handoff_only, false, "only the tagged-tensor handoff figure (2 interpreters, no scaling runs)");
 ABSL_FLAG(bool, python_objects, true, "also measure the Python objects import torch allocates (one more interpreter)");
+
+constexpr pyfleet::tools::ToolInfo kTool = {
+    "pyfleet-bench-interpreters", "pyfleet-bench-interpreters [--max_interpreters N] [--repeats R] [FLAGS]",
+    "Prints what isolated interpreters buy on this machine: start-up time, RSS and PSS of the\n"
+    "first and each later interpreter, and the wall time of N interpreters doing N x the work\n"
+    "beside N threads sharing ONE interpreter and N separate python3 processes.",
+    __FILE__};
 
 namespace {
 
@@ -137,10 +149,42 @@ double MeasureProcesses(const char* fn, int k, int n, int repeats) {
   return best;
 }
 
+// Per-call cost of handing an interpreter a tensor that ANOTHER interpreter wrapped
+// first (Note [Tensor handoff]: it gets t.alias()), beside one it wrapped itself: f(t) -> t
+// from C++, `calls` calls of each kind on each of pool[0] and pool[1], in alternating
+// blocks so that drift hits both alike. Prints
+// "tagged-tensor handoff: X us/call (owned: Y us/call)".
+void MeasureTaggedHandoff(std::vector<std::unique_ptr<pyfleet::Interpreter>>& pool, int calls) {
+  constexpr int kBlocks = 10;
+  double tagged = 0, owned = 0;
+  for (int i = 0; i < 2; ++i) {
+    pyfleet::Obj identity = pool[i]->eval("lambda t: t");
+    pyfleet::Obj other = pool[1 - i]->eval("lambda t: t");
+    at::Tensor foreign = at::ones({8});
+    other({foreign});  // tagged by the other interpreter
+    at::Tensor own = at::ones({8});
+    identity({own});  // tagged by this one
+    for (int warm = 0; warm < 1000; ++warm) {
+      identity({foreign}).toTensor();
+      identity({own}).toTensor();
+    }
+    for (int b = 0; b < kBlocks; ++b) {
+      double t0 = NowSeconds();
+      for (int c = 0; c < calls / kBlocks; ++c) identity({foreign}).toTensor();
+      double t1 = NowSeconds();
+      for (int c = 0; c < calls / kBlocks; ++c) identity({own}).toTensor();
+      double t2 = NowSeconds();
+      tagged += t1 - t0;
+      owned += t2 - t1;
+    }
+  }
+  const double n = 2.0 * kBlocks * (calls / kBlocks);
+  std::printf("tagged-tensor handoff: %.2f us/call (owned: %.2f us/call)\n", 1e6 * tagged / n, 1e6 * owned / n);
+}
+
 }  // namespace
 
-int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+int Run(const std::vector<char*>& /*positional*/) {
   const int max_n = absl::GetFlag(FLAGS_max_interpreters);
   const int repeats = absl::GetFlag(FLAGS_repeats);
   at::set_num_threads(1);  // measure interpreter-level parallelism, not intra-op threads
@@ -150,6 +194,15 @@ int main(int argc, char** argv) {
 
   auto libs = pyfleet::NativeLibraries::create();
   std::vector<std::unique_ptr<pyfleet::Interpreter>> pool;
+  if (absl::GetFlag(FLAGS_handoff_only)) {
+    for (int i = 0; i < 2; ++i) {
+      pool.push_back(pyfleet::Interpreter::create(libs));
+      pool.back()->run("import torch\n");
+    }
+    MeasureTaggedHandoff(pool, absl::GetFlag(FLAGS_host_calls));
+    for (auto& p : pool) p.release();  // interpreters live until exit (ARCHITECTURE.md §11)
+    return 0;
+  }
   std::printf("\n== start-up (RSS of the whole process) ==\n");
   // native_s: of import_torch_s, the time spent making and loading library copies (and
   // the first time, their templates); the rest is CPython importing torch's modules.
@@ -239,9 +292,12 @@ int main(int argc, char** argv) {
     std::printf("%d thread(s) on own interpreters: %.2f us per call per thread, %.0f calls/s in all\n", n,
                 1e6 * wall / calls, n * calls / wall);
   }
+  if (max_n >= 2) MeasureTaggedHandoff(pool, absl::GetFlag(FLAGS_host_calls));
 
   std::printf("\nideal: own interpreters %.2f for N <= %u cores (N/cores beyond), like N processes; ONE interpreter ~N (one GIL)\n",
               1.0, std::thread::hardware_concurrency());
   for (auto& p : pool) p.release();  // interpreters live until exit (ARCHITECTURE.md §11)
   return 0;
 }
+
+int main(int argc, char** argv) { return pyfleet::tools::ToolMain(argc, argv, kTool, Run); }

@@ -6,12 +6,19 @@ plain python3 too:
     import _pyfleet_bootstrap
     _pyfleet_bootstrap.install({"hello": ("X = 1", False)}, "/path/libpyfleet_interpreter.so")
 
-It does two things the C++ side would otherwise do in raw strings:
-  * serves the modules the host injected (InterpreterConfig modules) by name;
+It does what the C++ side would otherwise do in raw strings:
+  * serves the modules the host injected (InterpreterConfig modules) by name, and more
+    that the host adds to a running interpreter:
+
+        _pyfleet_bootstrap.register_module("late", "X = 2", False)
+        import late   # late.X == 2
+
   * re-points ctypes.pythonapi at this interpreter's own library copy.
     See Note [ctypes.pythonapi] below.
+  * holds the exception class the ABI's interrupt raises (_DeadlineExceeded).
 """
 
+import importlib
 import sys
 from importlib import machinery
 
@@ -52,6 +59,12 @@ class _PyfleetFinder:
         self._modules = dict(modules)
         self._library_path = library_path
 
+    def add(self, name, source, is_package):
+        self._modules[name] = (source, bool(is_package))
+
+    def invalidate_caches(self):
+        pass  # nothing cached: find_spec reads _modules each time
+
     def find_spec(self, fullname, path=None, target=None):
         entry = self._modules.get(fullname)
         if entry is not None:
@@ -81,13 +94,54 @@ class _PyfleetFinder:
         return spec
 
 
+_finder = None  # the _PyfleetFinder install() put on sys.meta_path
+
+
 def install(modules, library_path):
     """Puts pyfleet's finder first on sys.meta_path.
 
     modules: {dotted name: (source text, is_package)}; library_path: the path of this
     interpreter's library copy as it was dlopen'ed ("" to leave ctypes alone).
     """
-    sys.meta_path.insert(0, _PyfleetFinder(modules, library_path))
+    global _finder
+    _finder = _PyfleetFinder(modules, library_path)
+    sys.meta_path.insert(0, _finder)
+
+
+def register_module(name, source, is_package=False):
+    """Makes `name` importable from `source` in this (running) interpreter.
+
+    name: dotted module name; source: Python source text (str); is_package: whether it
+    is a package (then "name.sub" may be registered too). A later `import name` finds it.
+    Registering a name again replaces its source for later imports; a module already in
+    sys.modules stays as it is until it is removed or reloaded. Installs pyfleet's finder
+    first if install() has not run (ctypes is then left alone).
+    """
+    if not isinstance(name, str) or not name or any(not part.isidentifier() for part in name.split(".")):
+        raise ValueError("register_module: %r is not a dotted module name" % (name,))
+    if not isinstance(source, str):
+        raise TypeError("register_module: source must be str, not %s" % type(source).__name__)
+    if _finder is None:
+        install({}, "")
+    elif _finder not in sys.meta_path:
+        sys.meta_path.insert(0, _finder)
+    _finder.add(name, source, is_package)
+    # Path-based finders may have cached "not found" for this name's directory entries
+    # (FileFinder listings), and a parent package's submodule search is cached the same way.
+    importlib.invalidate_caches()
+
+
+class _DeadlineExceeded(TimeoutError):
+    """What the ABI's interrupt raises in a thread (see Note [Deadline interrupts] in
+    interpreter/src/gil.h).
+
+    CPython raises an asynchronous exception by class, calling it with no arguments; the
+    instance it gets is a plain TimeoutError with pyfleet's message, so Python code and
+    the host both see builtins.TimeoutError("pyfleet: call deadline exceeded").
+    """
+
+    def __new__(cls, *args):
+        return TimeoutError("pyfleet: call deadline exceeded")
 
 
 def prepare_finalize():

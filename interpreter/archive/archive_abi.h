@@ -11,7 +11,10 @@
 //   abi.release(abi.ctx);                             // drop our reference
 //
 // The table is GIL-free and thread-safe (PackageArchive is). The archive lives until
-// the last retain is released and the last record view is released.
+// the last retain is released and the last record view is released. Every callback is
+// noexcept and reports failures by return value (read: RESOURCE_EXHAUSTED when memory
+// runs out, INTERNAL for any other C++ exception; find: -1), because the importer calls
+// them from inside CPython frames.
 #pragma once
 
 #include <memory>

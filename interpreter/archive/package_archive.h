@@ -79,15 +79,29 @@ struct RecordInfo {
   std::string unsupported;      // ZIP only: why the record cannot be read, if it cannot
 };
 
-// Note [One mapping per load]
-// ~~~~~~~~~~~~~~~~~~~~~~~~~~~
-// Every MAP_PRIVATE mapping of a file shares the page cache's physical pages until a
-// page is written (copy-on-write), so mapping the file again costs page tables, not
-// memory. The importer takes a snapshot() per load_pickle and serves that load's
-// storages from it: the weights are never copied, and an in-place write to a loaded
-// tensor copies just the touched page into that load's mapping. Other loads, other
-// interpreters and the file never see it -- the same isolation torch's copying
-// importer gives.
+// Note [Who sees an in-place write to a loaded weight]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// The one statement of this behaviour; every other mention points here.
+// Storages load zero-copy: a loaded tensor's bytes are a view of a MAP_PRIVATE,
+// writable mapping of the package file (Note [Copy-on-write mapping] in
+// loader/base/mapped_file.h). An in-place op on a loaded weight (`p.add_(1)`, BatchNorm
+// statistics in train mode) copies the pages it touches into that mapping. The file,
+// and other processes, never see a write. Within the process, who sees it depends on
+// whose mapping the load used:
+//   * A package the HOST opened (pyfleet::Package, InterpreterManager::loadPackage) has
+//     one mapping, shared by every interpreter's importer of it: that is how N
+//     interpreters hold one copy of the weights. A write is seen by every load of that
+//     record through that Package, in every interpreter, from then on (a
+//     ReplicatedObj's copies included). A Package opened anew after the last one of that
+//     file is gone maps the file again and reads the original bytes.
+//   * An importer that opened the archive ITSELF (the standalone Python
+//     `pyfleet.PackageImporter(path)`) maps the file once more per load_pickle
+//     (snapshot(), below: more page tables, no more memory until a write): a write is
+//     seen only by tensors of that same load, the isolation torch's copying importer
+//     gives.
+//   * `load_pickle(..., copy_storages=True)` gives that load private copies, whatever
+//     the importer: what a model that mutates its weights should use with a host
+//     Package.
 
 // Note [Lazy CRC verification]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -181,7 +195,7 @@ class PackageArchive : public std::enable_shared_from_this<PackageArchive> {
 
   // A snapshot for one load: the same archive (index, CRC verdicts, names) over a
   // FRESH private mapping of the same file, so writes through its views stay private
-  // to that load. See Note [One mapping per load]. ZIP only (a directory archive maps
+  // to that load. See Note [Who sees an in-place write to a loaded weight]. ZIP only (a directory archive maps
   // each read separately anyway: it returns itself). Thread-safe.
   absl::StatusOr<std::shared_ptr<PackageArchive>> snapshot() const;
 

@@ -5,21 +5,33 @@
 //
 //   static const char* const kNames[] = {"package", "resource", "map_location"};
 //   PyObject* v[3] = {nullptr, nullptr, Py_None};          // defaults (borrowed)
-//   if (BindArgs("PackageImporter.load_pickle", args, nargs, kwnames, kNames, 3,
+//   if (BindArgs("PackageImporter.load_pickle", args, nargs, kwnames, kNames,
 //                /*npos=*/3, /*nrequired=*/2, v) < 0) return nullptr;
 //
+// The parameter count is the length of `names`, which must equal that of `out`: both
+// are arrays, checked at compile time, so no bookkeeping can index past either.
 // Values in `out` are borrowed (from the call's arguments or the defaults).
 #pragma once
 
 #include <Python.h>
 
+#include <cstddef>
+
 namespace pyfleet::internal {
 
 // `npos`: parameters that may be given positionally (the rest are keyword-only);
-// `nrequired`: the leading parameters without default. 0, or -1 with TypeError.
-inline int BindArgs(const char* fname, PyObject* const* args, Py_ssize_t nargs,
-                    PyObject* kwnames, const char* const* names, Py_ssize_t nnames,
-                    Py_ssize_t npos, Py_ssize_t nrequired, PyObject** out) {
+// `nrequired`: the leading parameters without default (nrequired <= npos <= N, else
+// SystemError). 0, or -1 with TypeError.
+template <size_t N>
+int BindArgs(const char* fname, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+             const char* const (&names)[N], Py_ssize_t npos, Py_ssize_t nrequired, PyObject* (&out)[N]) {
+  static_assert(N > 0, "BindArgs: a function without parameters needs no binding");
+  constexpr Py_ssize_t nnames = static_cast<Py_ssize_t>(N);
+  if (npos < 0 || npos > nnames || nrequired < 0 || nrequired > npos) {
+    PyErr_Format(PyExc_SystemError, "%s(): bad parameter spec (%zd names, %zd positional, %zd required)", fname,
+                 nnames, npos, nrequired);
+    return -1;
+  }
   if (nargs > npos) {
     if (nrequired == npos) {
       PyErr_Format(PyExc_TypeError, "%s() takes %zd positional arguments but %zd were given",
@@ -31,7 +43,7 @@ inline int BindArgs(const char* fname, PyObject* const* args, Py_ssize_t nargs,
     }
     return -1;
   }
-  bool given[16] = {false};
+  bool given[N] = {};
   for (Py_ssize_t i = 0; i < nargs; ++i) {
     out[i] = args[i];
     given[i] = true;

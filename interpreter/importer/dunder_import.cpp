@@ -141,7 +141,7 @@ PyObject* PackageImporter___import__(PyObject* op, PyObject* const* args, Py_ssi
   PyRef empty = PyRef::steal(PyTuple_New(0));
   PyRef zero = PyRef::steal(PyLong_FromLong(0));
   PyObject* v[5] = {nullptr, Py_None, Py_None, empty.get(), zero.get()};
-  if (BindArgs("PackageImporter.__import__", args, nargs, kwnames, kNames, 5, 5, 1, v) < 0) {
+  if (BindArgs("PackageImporter.__import__", args, nargs, kwnames, kNames, 5, 1, v) < 0) {
     return nullptr;
   }
   Self* self = AsSelf(op);

@@ -394,7 +394,7 @@ PyObject* PackageImporter_import_module(PyObject* op, PyObject* const* args, Py_
                                         PyObject* kwnames) {
   static const char* const kNames[] = {"name", "package"};
   PyObject* v[2] = {nullptr, Py_None};
-  if (BindArgs("PackageImporter.import_module", args, nargs, kwnames, kNames, 2, 2, 1, v) < 0) {
+  if (BindArgs("PackageImporter.import_module", args, nargs, kwnames, kNames, 2, 1, v) < 0) {
     return nullptr;
   }
   if (AsSelf(op)->modules == nullptr) {

@@ -260,7 +260,7 @@ PyObject* PackageImporter_load_binary(PyObject* op, PyObject* const* args, Py_ss
   static const char* const kNames[] = {"package", "resource"};
   PyObject* v[2] = {nullptr, nullptr};
   if (!Ready(AsSelf(op)) ||
-      BindArgs("PackageImporter.load_binary", args, nargs, kwnames, kNames, 2, 2, 2, v) < 0) {
+      BindArgs("PackageImporter.load_binary", args, nargs, kwnames, kNames, 2, 2, v) < 0) {
     return nullptr;
   }
   return ReadResourceBytes(AsSelf(op), v[0], v[1]);
@@ -273,7 +273,7 @@ PyObject* PackageImporter_load_text(PyObject* op, PyObject* const* args, Py_ssiz
   PyRef strict = PyRef::steal(PyUnicode_FromString("strict"));
   PyObject* v[4] = {nullptr, nullptr, utf8.get(), strict.get()};
   if (!Ready(AsSelf(op)) ||
-      BindArgs("PackageImporter.load_text", args, nargs, kwnames, kNames, 4, 4, 2, v) < 0) {
+      BindArgs("PackageImporter.load_text", args, nargs, kwnames, kNames, 4, 2, v) < 0) {
     return nullptr;
   }
   PyRef data = PyRef::steal(ReadResourceBytes(AsSelf(op), v[0], v[1]));
@@ -305,7 +305,7 @@ PyObject* PackageImporter_file_structure(PyObject* op, PyObject* const* args, Py
   PyObject* v[2] = {all.get(), none.get()};
   Self* self = AsSelf(op);
   if (!Ready(self) ||
-      BindArgs("PackageImporter.file_structure", args, nargs, kwnames, kNames, 2, 0, 0, v) < 0) {
+      BindArgs("PackageImporter.file_structure", args, nargs, kwnames, kNames, 0, 0, v) < 0) {
     return nullptr;
   }
   ImporterState* st = StateOf(op);
@@ -320,7 +320,7 @@ PyObject* PackageImporter_zipfile_path(PyObject* op, PyObject* const* args, Py_s
   static const char* const kNames[] = {"package", "resource"};
   PyObject* v[2] = {nullptr, Py_None};
   if (!Ready(AsSelf(op)) ||
-      BindArgs("PackageImporter._zipfile_path", args, nargs, kwnames, kNames, 2, 2, 1, v) < 0) {
+      BindArgs("PackageImporter._zipfile_path", args, nargs, kwnames, kNames, 2, 1, v) < 0) {
     return nullptr;
   }
   return ZipfilePath(AsSelf(op), v[0], v[1] == Py_None ? nullptr : v[1]);

@@ -15,12 +15,16 @@
 namespace pyfleet::internal {
 namespace {
 
-// Sets *out to a new reference to module.attr (dotted module path). 0 or -1.
+// Sets the owned field *out to a new reference to module.attr (dotted module path),
+// releasing what it held (EnsureTorch runs again after a partial failure, so a field may
+// already be set). 0, or -1 with an exception set and *out unchanged.
 int Load(PyObject** out, const char* module, const char* attr) {
   PyRef mod = PyRef::steal(PyImport_ImportModule(module));
   if (!mod) return -1;
-  *out = PyObject_GetAttrString(mod.get(), attr);
-  return *out == nullptr ? -1 : 0;
+  PyObject* value = PyObject_GetAttrString(mod.get(), attr);
+  if (value == nullptr) return -1;
+  Py_XSETREF(*out, value);
+  return 0;
 }
 
 #define PYFLEET_STATE_FIELDS(X)                                                          \

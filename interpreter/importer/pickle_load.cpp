@@ -358,7 +358,7 @@ PyObject* PackageImporter_load_pickle(PyObject* op, PyObject* const* args, Py_ss
                                       PyObject* kwnames) {
   static const char* const kNames[] = {"package", "resource", "map_location", "copy_storages"};
   PyObject* v[4] = {nullptr, nullptr, Py_None, Py_False};
-  if (BindArgs("PackageImporter.load_pickle", args, nargs, kwnames, kNames, 4, 3, 2, v) < 0) {
+  if (BindArgs("PackageImporter.load_pickle", args, nargs, kwnames, kNames, 3, 2, v) < 0) {
     return nullptr;
   }
   auto* self = reinterpret_cast<PackageImporterObject*>(op);

@@ -15,6 +15,7 @@
 
 #include "interpreter/importer/py_ref.h"
 #include "interpreter/src/state.h"
+#include "interpreter/src/tensor_bridge.h"
 
 using pyfleet::internal::PyRef;
 
@@ -61,7 +62,12 @@ dl_funcptr _PyImport_FindSharedFuncptr(const char* prefix, const char* shortname
     return nullptr;
   }
   char* error = nullptr;
-  void* handle = interp->extension_loader.load(interp->extension_loader.ctx, pathname, &error);
+  void* handle = nullptr;
+  {
+    // See Note [Duplicate registration warning]: loading a libtorch_python copy warns.
+    pyfleet::internal::ScopedRegistrationWarningFilter filter;
+    handle = interp->extension_loader.load(interp->extension_loader.ctx, pathname, &error);
+  }
   if (handle == nullptr) {
     std::string message = std::string("pyfleet: cannot load extension ") + pathname + ": " +
                           (error != nullptr ? error : "unknown error");

@@ -56,6 +56,9 @@ std::string FormatTraceback(PyObject* type, PyObject* value, PyObject* tb) {
   return SafeStr(joined.get());
 }
 
+// See PyfleetCode in interpreter_abi.h. Subclasses before their bases where both are
+// listed (FileNotFoundError, PermissionError and TimeoutError are OSErrors; RecursionError
+// is a RuntimeError, which maps to UNKNOWN).
 PyfleetCode CodeForException(PyObject* type) {
   struct Mapping {
     PyObject* type;
@@ -66,12 +69,15 @@ PyfleetCode CodeForException(PyObject* type) {
       {PyExc_AttributeError, PYFLEET_NOT_FOUND},
       {PyExc_KeyError, PYFLEET_NOT_FOUND},
       {PyExc_FileNotFoundError, PYFLEET_NOT_FOUND},
+      {PyExc_PermissionError, PYFLEET_PERMISSION_DENIED},
+      {PyExc_TimeoutError, PYFLEET_DEADLINE_EXCEEDED},
+      {PyExc_MemoryError, PYFLEET_RESOURCE_EXHAUSTED},
+      {PyExc_RecursionError, PYFLEET_RESOURCE_EXHAUSTED},
+      {PyExc_KeyboardInterrupt, PYFLEET_CANCELLED},
       {PyExc_IndexError, PYFLEET_OUT_OF_RANGE},
       {PyExc_TypeError, PYFLEET_INVALID_ARGUMENT},
       {PyExc_ValueError, PYFLEET_INVALID_ARGUMENT},
       {PyExc_NotImplementedError, PYFLEET_UNIMPLEMENTED},
-      {PyExc_KeyboardInterrupt, PYFLEET_CANCELLED},
-      {PyExc_MemoryError, static_cast<PyfleetCode>(8)},  // RESOURCE_EXHAUSTED
   };
   for (const Mapping& m : mappings) {
     if (PyErr_GivenExceptionMatches(type, m.type)) return m.code;
@@ -90,11 +96,24 @@ PyfleetStatus* StatusFromPythonError() {
   PyErr_NormalizeException(&type, &value, &tb);
   if (tb != nullptr && value != nullptr) PyException_SetTraceback(value, tb);
   PyRef type_ref = PyRef::steal(type), value_ref = PyRef::steal(value), tb_ref = PyRef::steal(tb);
+  // Believe the instance, as Python's own traceback printing does: normalization may
+  // leave a type whose constructor returned an instance of another class (Note
+  // [Deadline interrupts] in gil.h relies on this).
+  if (value != nullptr && PyExceptionInstance_Check(value)) type = PyExceptionInstance_Class(value);
   std::string type_name = QualifiedTypeName(type);
   std::string message = SafeStr(value);
   std::string formatted = FormatTraceback(type, value, tb);
   PyErr_Clear();
   return NewPyfleetStatus(CodeForException(type), message, type_name, formatted);
+}
+
+PyfleetStatus* FinalizedStatus(const PyfleetInterp* interp) {
+  if (!interp->start_failure.empty()) {
+    return NewPyfleetStatus(PYFLEET_FAILED_PRECONDITION, "interpreter " + std::to_string(interp->index) +
+                                                             " failed to start: " + interp->start_failure);
+  }
+  return NewPyfleetStatus(PYFLEET_FAILED_PRECONDITION,
+                          "interpreter " + std::to_string(interp->index) + " has been finalized");
 }
 
 }  // namespace pyfleet::internal

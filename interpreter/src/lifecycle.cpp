@@ -5,8 +5,10 @@
 #include <Python.h>
 #include <dlfcn.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "interpreter/src/arena_allocator.h"
 #include "interpreter/src/errors.h"
@@ -108,6 +110,27 @@ std::string OwnLibraryPath() {
 PyfleetInterp* CurrentInterp() { return g_interp; }
 void SetCurrentInterp(PyfleetInterp* interp) { g_interp = interp; }
 
+namespace {
+
+// Marks the interpreter of this copy as one that failed to start, for good: a later
+// create is FAILED_PRECONDITION naming `failure`, and every entry refuses it. Keeps the
+// PyfleetInterp (g_interp points to it; see the Note on PyfleetInterp in state.h).
+void MarkStartFailed(PyfleetInterp* interp, const PyfleetStatus* failure) {
+  interp->start_failure = failure != nullptr && failure->message != nullptr ? failure->message : "out of memory";
+  interp->finalized.store(true, std::memory_order_seq_cst);
+}
+
+}  // namespace
+
+// Note [A failed create keeps its PyfleetInterp]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// g_interp must be set before CPython starts (extension loads during start-up use it),
+// so once it is set, a failure cannot simply drop the PyfleetInterp: g_interp would
+// dangle, and the next create on this copy (or an extension load) would read freed
+// memory. The PyfleetInterp is kept instead, marked finalized with the reason; a CPython
+// that had already started is finalized again right away (it has run nothing but the
+// bootstrap), so the copy holds no Python state. The copy cannot be used again: CPython
+// does not support a second Py_InitializeFromConfig in one process image.
 PyfleetStatus* CreateInterpreter(const PyfleetInterpConfig* config, PyfleetInterp** out) noexcept {
   try {
     if (config == nullptr || out == nullptr) {
@@ -122,6 +145,12 @@ PyfleetStatus* CreateInterpreter(const PyfleetInterpConfig* config, PyfleetInter
       return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "create: an extension loader is required");
     }
     if (g_interp != nullptr) {
+      if (!g_interp->start_failure.empty()) {
+        return NewPyfleetStatus(PYFLEET_FAILED_PRECONDITION,
+                                "create: this library copy failed to start interpreter " +
+                                    std::to_string(g_interp->index) + " (" + g_interp->start_failure +
+                                    "); load another copy");
+      }
       return NewPyfleetStatus(PYFLEET_FAILED_PRECONDITION,
                         "create: this library copy already hosts interpreter " +
                             std::to_string(g_interp->index) + "; load another copy");
@@ -130,23 +159,32 @@ PyfleetStatus* CreateInterpreter(const PyfleetInterpConfig* config, PyfleetInter
     interp->index = config->index;
     interp->extension_loader = config->extension_loader;
     interp->library_path = OwnLibraryPath();
-    g_interp = interp.get();  // extension loads during start-up need it
+    // From here on the PyfleetInterp is never freed: see Note [A failed create keeps its
+    // PyfleetInterp].
+    g_interp = interp.release();  // extension loads during start-up need it
 
     PyImport_FrozenModules = pyfleet_frozen_stubs;
     if (PyImport_AppendInittab("pyfleet", PyInit_pyfleet) < 0) {
-      g_interp = nullptr;
-      return NewPyfleetStatus(PYFLEET_INTERNAL, "create: PyImport_AppendInittab(pyfleet) failed");
-    }
-    if (PyfleetStatus* s = InitializePython(config)) {
-      g_interp = nullptr;
+      PyfleetStatus* s = NewPyfleetStatus(PYFLEET_INTERNAL, "create: PyImport_AppendInittab(pyfleet) failed");
+      MarkStartFailed(g_interp, s);
       return s;
     }
-    interp->interp = PyInterpreterState_Get();
-    PyfleetStatus* s = Bootstrap(config, interp->library_path);
+    if (PyfleetStatus* s = InitializePython(config)) {
+      MarkStartFailed(g_interp, s);
+      return s;
+    }
+    g_interp->interp = PyInterpreterState_Get();
+    if (PyfleetStatus* s = Bootstrap(config, g_interp->library_path)) {
+      MarkStartFailed(g_interp, s);
+      Py_FinalizeEx();  // on this thread, which still holds the GIL: nothing else ran
+      ForgetThreadStateAfterFinalize();
+      return s;
+    }
     AdoptThreadState(PyEval_SaveThread());  // see Note [Persistent thread states]
-    if (s != nullptr) return s;  // CPython is up; the interpreter stays owned by g_interp
-    *out = interp.release();
+    *out = g_interp;
     return nullptr;
+  } catch (const std::bad_alloc&) {
+    return NewPyfleetStatus(PYFLEET_RESOURCE_EXHAUSTED, "create: out of memory");
   } catch (const std::exception& e) {
     return NewPyfleetStatus(PYFLEET_INTERNAL, std::string("create: ") + e.what());
   }
@@ -154,9 +192,23 @@ PyfleetStatus* CreateInterpreter(const PyfleetInterpConfig* config, PyfleetInter
 
 PyfleetStatus* FinalizeInterpreter(PyfleetInterp* interp) noexcept {
   if (interp == nullptr) return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "finalize: interpreter is NULL");
-  if (interp->finalized.exchange(true)) {
+  if (InCallOnThisThread()) {
+    // Waiting for the calls in flight would wait for this one.
+    return NewPyfleetStatus(PYFLEET_FAILED_PRECONDITION,
+                            "finalize: called from inside a call into interpreter " + std::to_string(interp->index));
+  }
+  if (interp->finalized.exchange(true, std::memory_order_seq_cst)) {
     return NewPyfleetStatus(PYFLEET_FAILED_PRECONDITION,
                       "interpreter " + std::to_string(interp->index) + " is already finalized");
+  }
+  // See Note [Finalize waits for calls in flight]: no new call gets in; wait for the
+  // admitted ones to give the GIL back. Finalizing is rare, so poll with a short sleep.
+  for (int spins = 0; interp->calls_in_flight.load(std::memory_order_seq_cst) != 0; ++spins) {
+    if (spins < 100) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(spins < 1000 ? 50 : 1000));
+    }
   }
   // Tensors the host still holds may own PyObjects of this interpreter; disarm torch's
   // PyInterpreter so their later release never calls into a dead CPython.

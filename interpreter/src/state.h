@@ -17,6 +17,9 @@
 
 #include "pyfleet/interpreter_abi.h"
 
+// The interpreter of this library copy. Made by create() and never freed: handles the
+// host still holds (and a failed create) keep pointing at it after finalize, and then
+// read only `index` and the atomics. See Note [One interpreter per library copy].
 struct PyfleetInterp {
   int32_t index = 0;
   PyInterpreterState* interp = nullptr;  // owned by CPython
@@ -27,7 +30,13 @@ struct PyfleetInterp {
   // read and written under the GIL. dlsym per call would take the dynamic linker's lock.
   void* thp_variable_wrap = nullptr;
   void* thp_variable_class = nullptr;  // PyObject** THPVariableClass
+  void* py_interpreter = nullptr;      // c10::impl::PyInterpreter* of this copy's torch
+  // See Note [Finalize waits for calls in flight] (errors.h). Both seq_cst.
   std::atomic<bool> finalized{false};
+  std::atomic<int64_t> calls_in_flight{0};
+  // Set when create() failed after CPython had started (that CPython is finalized
+  // again); written once before `finalized` is set, then only read.
+  std::string start_failure;
 };
 
 namespace pyfleet::internal {

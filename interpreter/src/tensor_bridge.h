@@ -1,7 +1,10 @@
 // File: tensor_bridge.h
 //
-// Host at::Tensor <-> this interpreter's torch.Tensor, without copies. The only
-// translation unit of interpreter/ that includes LibTorch headers is tensor_bridge.cpp.
+// Host at::Tensor <-> this interpreter's torch.Tensor, without copies; plus the other
+// two places where the interpreter library talks to LibTorch itself: disarming torch's
+// PyInterpreter before finalize, and the filter for torch's duplicate-registration
+// warning while an extension loads. The only translation unit of interpreter/ that
+// includes LibTorch headers is tensor_bridge.cpp.
 //
 //   PyObject* t = WrapTensor(interp, impl);   // impl: borrowed c10::TensorImpl*
 //   void* back = UnpackTensor(interp, t);     // +1 c10::TensorImpl*
@@ -14,6 +17,12 @@
 // (ARCHITECTURE.md §9); another interpreter then gets `t.alias()` — a new TensorImpl on
 // the same storage, so data is still shared but metadata changes (resize_, set_) are not.
 // Callers never see the "already been used by another torch deploy interpreter" error.
+// WrapTensor reads the tag (TensorImpl::pyobj_interpreter()) and compares it with this
+// interpreter's PyInterpreter (getPyInterpreter() of its libtorch_python copy) BEFORE
+// wrapping: letting THPVariable_Wrap throw instead costs ~140 us per handoff, because a
+// c10::Error captures a backtrace in torch 1.13. The throw is still caught, for the one
+// case the check cannot see: an untagged tensor that another interpreter tags between
+// our check and our wrap.
 #pragma once
 
 #include <Python.h>
@@ -40,5 +49,35 @@ void ReleaseTensor(void* impl);
 // Disarms torch's PyInterpreter of this interpreter (before Py_FinalizeEx), if torch
 // was imported. No GIL needed.
 void DisarmTorch(PyfleetInterp* interp);
+
+// Note [Duplicate registration warning]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Each interpreter loads its own copy of libtorch_python (ARCHITECTURE.md §4), whose
+// static initializers register `aten::get_gradients` (torch/csrc/jit/runtime/
+// register_distributed_ops.cpp) with the one process-global dispatcher. From the second
+// copy on, c10's OperatorEntry::registerKernel says so with TORCH_WARN ("Overriding a
+// previously registered kernel for the same operator and the same dispatch key ...
+// operator: aten::get_gradients(int context_id) -> ..."). The warning goes to c10's
+// warning handler, which is per thread; outside a Python binding that is c10's base
+// handler, which logs through glog (Debian's libc10 links libglog), and glog, never
+// initialized by anyone, first prints "WARNING: Logging before InitGoogleLogging() is
+// written to STDERR". Both lines are harmless here and alarm users.
+// While _PyImport_FindSharedFuncptr asks the host for an extension copy, a
+// ScopedRegistrationWarningFilter makes the calling thread's handler one that drops that
+// exact warning (message prefix AND operator aten::get_gradients) and hands every other
+// warning to the handler it replaced, so nothing else changes; glog is then not reached
+// and prints no "Logging before" line either. Set PYFLEET_SHOW_TORCH_REGISTRATION_WARNINGS=1
+// in the environment to keep the warning (read at every extension load).
+class ScopedRegistrationWarningFilter {
+ public:
+  ScopedRegistrationWarningFilter() noexcept;
+  ~ScopedRegistrationWarningFilter();
+  ScopedRegistrationWarningFilter(const ScopedRegistrationWarningFilter&) = delete;
+  ScopedRegistrationWarningFilter& operator=(const ScopedRegistrationWarningFilter&) = delete;
+
+ private:
+  void* previous_ = nullptr;  // c10::WarningHandler* of this thread, restored on exit
+  bool installed_ = false;
+};
 
 }  // namespace pyfleet::internal

@@ -10,7 +10,7 @@
 //   auto elf = MappedFile::Map("/usr/lib/libz.so.1", MappedFile::Access::kReadOnly);
 //
 // Every mapping is MAP_PRIVATE. kCopyOnWrite ones (the default) are also writable; see
-// Note [Copy-on-write mapping]: writes through them never reach the file.
+// Note [Copy-on-write mapping] below: writes through them never reach the file.
 #pragma once
 
 #include <cstddef>
@@ -27,21 +27,13 @@ namespace pyfleet::internal {
 // Note [Copy-on-write mapping]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // Tensor storages loaded from a package alias a mapping of the archive (zero copy).
-// Every mapping is MAP_PRIVATE and writable: an in-place op on a loaded weight
-// (`p.add_(1)`, BatchNorm running stats in train mode) copies the touched page into
-// that mapping and never writes the file. A read-only mapping would turn such an op
-// into a SIGSEGV. What else sees the write depends on who shares the mapping:
-//   * a PackageArchive's own mapping is shared by everyone holding the archive (every
-//     interpreter the host hands it to): a write through a view of it is seen by every
-//     view of that record in the process;
-//   * the importer serves each load_pickle's storages from a snapshot() with its own
-//     mapping (Note [One mapping per load] in package_archive.h), so a write to a loaded
-//     tensor is seen only by tensors of that same load -- as with torch's importer,
-//     which copies every storage;
-//   * `load_pickle(..., copy_storages=True)` makes anonymous copies instead.
-// The file and other processes never see any of it. Stored records' CRCs are verified
-// before the first view of a record is handed out (Note [Lazy CRC verification]), so
-// no such write can make a later check fail.
+// Every kCopyOnWrite mapping is MAP_PRIVATE and writable: an in-place op on a loaded
+// weight copies the touched page into that mapping and never writes the file; a
+// read-only mapping would turn such an op into a SIGSEGV. Who else sees such a write:
+// Note [Who sees an in-place write to a loaded weight] in
+// interpreter/archive/package_archive.h. Stored records' CRCs are verified before the
+// first view of a record is handed out (Note [Lazy CRC verification] there), so no such
+// write can make a later check fail.
 
 // What identifies a file's content without reading it: a file with the same device,
 // inode, size, mtime and ctime is taken to be unchanged.

@@ -6,6 +6,29 @@
 
 namespace pyfleet::internal {
 
+// PyfleetCode mirrors absl::StatusCode value for value (interpreter_abi.h), so both sides
+// convert with a cast.
+#define PYFLEET_SAME_CODE(ours, absl_code) \
+  static_assert(static_cast<int>(ours) == static_cast<int>(absl::StatusCode::absl_code), #ours)
+PYFLEET_SAME_CODE(PYFLEET_OK, kOk);
+PYFLEET_SAME_CODE(PYFLEET_CANCELLED, kCancelled);
+PYFLEET_SAME_CODE(PYFLEET_UNKNOWN, kUnknown);
+PYFLEET_SAME_CODE(PYFLEET_INVALID_ARGUMENT, kInvalidArgument);
+PYFLEET_SAME_CODE(PYFLEET_DEADLINE_EXCEEDED, kDeadlineExceeded);
+PYFLEET_SAME_CODE(PYFLEET_NOT_FOUND, kNotFound);
+PYFLEET_SAME_CODE(PYFLEET_ALREADY_EXISTS, kAlreadyExists);
+PYFLEET_SAME_CODE(PYFLEET_PERMISSION_DENIED, kPermissionDenied);
+PYFLEET_SAME_CODE(PYFLEET_RESOURCE_EXHAUSTED, kResourceExhausted);
+PYFLEET_SAME_CODE(PYFLEET_FAILED_PRECONDITION, kFailedPrecondition);
+PYFLEET_SAME_CODE(PYFLEET_ABORTED, kAborted);
+PYFLEET_SAME_CODE(PYFLEET_OUT_OF_RANGE, kOutOfRange);
+PYFLEET_SAME_CODE(PYFLEET_UNIMPLEMENTED, kUnimplemented);
+PYFLEET_SAME_CODE(PYFLEET_INTERNAL, kInternal);
+PYFLEET_SAME_CODE(PYFLEET_UNAVAILABLE, kUnavailable);
+PYFLEET_SAME_CODE(PYFLEET_DATA_LOSS, kDataLoss);
+PYFLEET_SAME_CODE(PYFLEET_UNAUTHENTICATED, kUnauthenticated);
+#undef PYFLEET_SAME_CODE
+
 char* DupCString(std::string_view s) noexcept {
   char* out = static_cast<char*>(std::malloc(s.size() + 1));
   if (out == nullptr) return nullptr;

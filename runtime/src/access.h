@@ -16,13 +16,17 @@
 #include "pyfleet/interpreter_abi.h"
 #include "pyfleet/native_libraries.h"
 #include "pyfleet/obj.h"
+#include "pyfleet/interpreter_session.h"
 #include "pyfleet/package.h"
+#include "pyfleet/replicated_obj.h"
 
 namespace pyfleet::internal {
 
 class InterpreterCore;
 class LibraryLoader;
+class ManagerState;
 class PackageArchive;
+class ReplicatedObjImpl;
 
 struct Access {
   // NativeLibraries
@@ -44,9 +48,23 @@ struct Access {
     return std::unique_ptr<Interpreter>(new Interpreter(std::move(core)));
   }
 
+  // InterpreterSession (`balancer_slot` -1: not counted by the load balancer)
+  static InterpreterSession makeSession(std::shared_ptr<ManagerState> manager, Interpreter* interpreter,
+                                        int balancer_slot) {
+    return InterpreterSession(std::move(manager), interpreter, balancer_slot);
+  }
+  static const std::shared_ptr<ManagerState>& manager(const InterpreterSession& session) { return session.manager_; }
+
+  // ReplicatedObj
+  static ReplicatedObj makeReplicated(std::shared_ptr<ReplicatedObjImpl> impl) { return ReplicatedObj(std::move(impl)); }
+  static const std::shared_ptr<ReplicatedObjImpl>& impl(const ReplicatedObj& obj) { return obj.impl_; }
+
   // Package
   static const std::shared_ptr<const PackageArchive>& archive(const Package& package) { return package.archive_; }
-  static Package makePackage(std::shared_ptr<const PackageArchive> archive) { return Package(std::move(archive)); }
+  static Package makePackage(std::shared_ptr<const PackageArchive> archive,
+                             std::shared_ptr<ManagerState> manager = nullptr) {
+    return Package(std::move(archive), std::move(manager));
+  }
 };
 
 }  // namespace pyfleet::internal

@@ -17,6 +17,7 @@
 #include "runtime/src/abi_status.h"
 #include "runtime/src/access.h"
 #include "runtime/src/interpreter_core.h"
+#include "runtime/src/manager_state.h"
 #include "runtime/src/value_bridge.h"
 
 namespace pyfleet {
@@ -143,5 +144,10 @@ Obj Interpreter::packageImporter(const Package& package) {
 }
 
 void Interpreter::detachThread() { core_->abi()->detach_thread(core_->interp()); }
+
+InterpreterSession Interpreter::acquireSession() const {
+  // Not counted by the load balancer (torch::deploy's Interpreter::acquireSession isn't).
+  return internal::Access::makeSession(core_->manager_.lock(), const_cast<Interpreter*>(this), -1);
+}
 
 }  // namespace pyfleet

@@ -16,6 +16,7 @@
 namespace pyfleet::internal {
 
 class LibraryLoader;
+class ManagerState;
 
 // Context of one interpreter's extension loader callback (PyfleetExtensionLoader).
 struct ExtensionLoaderContext {
@@ -41,6 +42,10 @@ class InterpreterCore {
 
   std::shared_ptr<NativeLibraries> libraries_;
   int index_;
+  // Set when an InterpreterManager owns the interpreter: the manager (not owned: the
+  // manager owns the interpreter) and the interpreter's position in it.
+  std::weak_ptr<ManagerState> manager_;
+  int position_ = -1;
   const PyfleetInterpreterAbi* abi_ = nullptr;  // static data of the library copy
   PyfleetInterp* interp_ = nullptr;             // owned by the library copy
   ExtensionLoaderContext loader_context_;

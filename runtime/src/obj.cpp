@@ -7,6 +7,7 @@
 #include "pyfleet/error.h"
 #include "runtime/src/access.h"
 #include "runtime/src/interpreter_core.h"
+#include "runtime/src/ivalue_bridge.h"
 #include "runtime/src/value_bridge.h"
 
 namespace pyfleet {
@@ -52,6 +53,52 @@ Obj Obj::attr(std::string_view name) const {
   std::string n(name);
   ThrowIfError(core_->take(core_->abi()->get_attr(core_->interp(), static_cast<PyfleetObj*>(obj_), n.c_str(), &out)));
   return Obj(core_, out);
+}
+
+bool Obj::hasattr(std::string_view name) const {
+  checkNotEmpty("hasattr");
+  int32_t found = 0;
+  std::string n(name);
+  ThrowIfError(core_->take(core_->abi()->has_attr(core_->interp(), static_cast<PyfleetObj*>(obj_), n.c_str(), &found)));
+  return found != 0;
+}
+
+Obj Obj::callIValues(const c10::IValue* args, size_t nargs,
+                     const std::unordered_map<std::string, c10::IValue>* kwargs) const {
+  checkNotEmpty("operator()");
+  internal::AbiValues values(*core_);
+  std::vector<PyfleetValue> abi_args = values.addAll(args, nargs);
+  std::vector<PyfleetKwarg> abi_kwargs;
+  if (kwargs != nullptr) abi_kwargs = values.addKwargs(*kwargs);
+  return internal::CallReturningObj(*this, abi_args, abi_kwargs);
+}
+
+Obj Obj::operator()() const { return callIValues(nullptr, 0, nullptr); }
+
+Obj Obj::operator()(at::ArrayRef<c10::IValue> args) const { return callIValues(args.data(), args.size(), nullptr); }
+
+Obj Obj::operator()(at::ArrayRef<Obj> args) const {
+  checkNotEmpty("operator()");
+  internal::AbiValues values(*core_);
+  std::vector<PyfleetValue> abi_args;
+  abi_args.reserve(args.size());
+  for (const Obj& a : args) abi_args.push_back(values.add(a));
+  return internal::CallReturningObj(*this, abi_args);
+}
+
+Obj Obj::callKwargs(std::vector<c10::IValue> args, std::unordered_map<std::string, c10::IValue> kwargs) const {
+  return callIValues(args.data(), args.size(), &kwargs);
+}
+
+Obj Obj::callKwargs(std::unordered_map<std::string, c10::IValue> kwargs) const {
+  return callIValues(nullptr, 0, &kwargs);
+}
+
+c10::IValue Obj::toIValue() const {
+  checkNotEmpty("toIValue");
+  PyfleetValue v{};
+  ThrowIfError(core_->take(core_->abi()->to_value(core_->interp(), static_cast<PyfleetObj*>(obj_), &v)));
+  return internal::TakeAbiValueAsIValue(v);
 }
 
 Obj Obj::call(const std::vector<Value>& args, const std::vector<std::pair<std::string, Value>>& kwargs) const {

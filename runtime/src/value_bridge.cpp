@@ -11,6 +11,7 @@
 #include "pyfleet/obj.h"
 #include "runtime/src/access.h"
 #include "runtime/src/interpreter_core.h"
+#include "runtime/src/ivalue_bridge.h"
 
 namespace pyfleet::internal {
 
@@ -73,7 +74,17 @@ Value TakeAbiValue(PyfleetValue& v) {
       v = PyfleetValue{};
       return Value(std::move(t));
     }
+    case PYFLEET_VALUE_LIST:
+    case PYFLEET_VALUE_TUPLE:
+    case PYFLEET_VALUE_DICT: {
+      const char* type = v.kind == PYFLEET_VALUE_LIST ? "list" : v.kind == PYFLEET_VALUE_TUPLE ? "tuple" : "dict";
+      FreeAbiValue(v);
+      throw Error(absl::InvalidArgumentError(absl::StrCat(
+          "cannot convert a Python object of type '", type,
+          "' to a pyfleet::Value (tuples, lists and dicts cross as IValues: use Obj::toIValue())")));
+    }
     default:
+      FreeAbiValue(v);
       throw Error(absl::InternalError(absl::StrCat("unexpected ABI value kind ", v.kind)));
   }
 }

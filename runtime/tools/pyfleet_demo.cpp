@@ -19,25 +19,46 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 #include <thread>
 #include <unistd.h>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "pyfleet/interpreter.h"
 #include "pyfleet/package.h"
 #include "runtime/tools/process_stats.h"
+#include "runtime/tools/tool_main.h"
 
 ABSL_FLAG(std::string, package, "", "torch.package to serve (default: make the embedded ResNet-18 demo)");
 ABSL_FLAG(int, interpreters, 2, "number of interpreters");
 ABSL_FLAG(double, seconds, 3.0, "seconds per throughput measurement");
 
 namespace {
+
+constexpr pyfleet::tools::ToolInfo kTool = {
+    "pyfleet-demo", "pyfleet-demo [--package PATH] [--interpreters N] [--seconds S]",
+    "Serves one torch.package model from N isolated interpreters of this process: opens the\n"
+    "package once, loads the model in every interpreter (the weights are one mapping of the\n"
+    "file), checks each output against stock torch's and prints the throughput of 1\n"
+    "interpreter, N interpreters and N threads sharing ONE interpreter. Without --package it\n"
+    "makes a ResNet-18 package (random weights) with the stock exporter. A package must hold\n"
+    "model/model.pkl (a callable taking one tensor) and model/example.pkl (that tensor);\n"
+    "model/expected.pkl, if present, is checked.",
+    __FILE__};
+
+// Joins `threads` and rethrows the first exception one of them left in `errors` (a worker
+// thread must not let an exception escape: that would std::terminate the process).
+void JoinAndRethrow(std::vector<std::thread>& threads, std::vector<std::exception_ptr>& errors) {
+  for (auto& t : threads) t.join();
+  for (std::exception_ptr& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+}
 
 using pyfleet::internal::NowSeconds;
 using pyfleet::internal::PssKb;
@@ -69,6 +90,9 @@ def serve(importer):
                 raise  # the one model a package must have
             continue
         example = importer.load_pickle(name, "example.pkl")
+        if not isinstance(example, torch.Tensor):
+            raise TypeError(f"{name}/example.pkl must hold the model's input tensor, "
+                            f"got {type(example).__name__}")
         try:
             expected = importer.load_pickle(name, "expected.pkl")
         except Exception:
@@ -92,33 +116,43 @@ def first_weight():
 double Throughput(std::vector<std::unique_ptr<pyfleet::Interpreter>>& pool, const std::string& model, int threads,
                   bool shared, double seconds) {
   std::atomic<long> calls{0};
+  std::atomic<bool> failed{false};  // stops the others at once
   std::vector<std::thread> workers;
+  std::vector<std::exception_ptr> errors(threads);
   const double t0 = NowSeconds();
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
       pyfleet::Interpreter& interp = *pool[shared ? 0 : t];
-      pyfleet::Obj infer = interp.global("__main__", "infer");
-      at::Tensor x = interp.global("__main__", "example")({model}).toTensor();
-      long n = 0;
-      while (NowSeconds() - t0 < seconds) {
-        infer({model, x});
-        ++n;
+      try {
+        pyfleet::Obj infer = interp.global("__main__", "infer");
+        at::Tensor x = interp.global("__main__", "example")({model}).toTensor();
+        long n = 0;
+        while (!failed.load() && NowSeconds() - t0 < seconds) {
+          infer({model, x});
+          ++n;
+        }
+        calls += n;
+      } catch (...) {
+        errors[t] = std::current_exception();
+        failed.store(true);
       }
-      calls += n;
       interp.detachThread();
     });
   }
-  for (auto& w : workers) w.join();
+  JoinAndRethrow(workers, errors);
   return calls.load() / (NowSeconds() - t0);
 }
 
-int Run() {
+int Run(const std::vector<char*>& /*positional*/) {
   const int n = absl::GetFlag(FLAGS_interpreters);
   const double seconds = absl::GetFlag(FLAGS_seconds);
   if (n < 1 || n > 64) throw pyfleet::Error(absl::InvalidArgumentError("--interpreters must be 1..64"));
   std::string path = absl::GetFlag(FLAGS_package);
   const bool made = path.empty();
   if (made) path = MakeDefaultPackage();
+  absl::Cleanup remove_made = [&] {
+    if (made) std::remove(path.c_str());
+  };
   at::set_num_threads(1);  // parallelism comes from interpreters, not intra-op threads
 
   const double t_open = NowSeconds();
@@ -127,8 +161,11 @@ int Run() {
               NowSeconds() - t_open);
   auto libs = pyfleet::NativeLibraries::create();
   std::vector<std::unique_ptr<pyfleet::Interpreter>> pool(n);
+  absl::Cleanup keep_alive = [&pool] {
+    for (auto& p : pool) p.release();  // a serving process keeps its interpreters until exit
+  };
   std::vector<std::thread> starters;
-  std::vector<std::string> errors(n);
+  std::vector<std::exception_ptr> errors(n);
   const double t_start = NowSeconds();
   for (int i = 0; i < n; ++i) {
     starters.emplace_back([&, i] {
@@ -137,15 +174,12 @@ int Run() {
         pool[i]->run(kServe, "<pyfleet-demo>");
         pool[i]->global("__main__", "serve")({pool[i]->packageImporter(package)});
         pool[i]->detachThread();
-      } catch (const pyfleet::Error& e) {
-        errors[i] = e.what();
+      } catch (...) {
+        errors[i] = std::current_exception();
       }
     });
   }
-  for (auto& s : starters) s.join();
-  for (int i = 0; i < n; ++i) {
-    if (!errors[i].empty()) throw pyfleet::Error(absl::InternalError(absl::StrCat("interpreter ", i, ": ", errors[i])));
-  }
+  JoinAndRethrow(starters, errors);
   std::printf("%d interpreters started and loaded the model in %.2f s (RSS %.0f MB, PSS %.0f MB)\n", n,
               NowSeconds() - t_start, RssKb() / 1024.0, PssKb() / 1024.0);
 
@@ -181,20 +215,9 @@ int Run() {
       std::printf("    %d threads, ONE interpreter    %10.1f  (%.2fx of one)\n", n, shared, shared / one);
     }
   }
-  for (auto& p : pool) p.release();  // a serving process keeps its interpreters until exit
-  if (made) std::remove(path.c_str());
   return same_weights && worst < 1e-4 ? 0 : 1;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("pyfleet-demo [--package PATH] [--interpreters N] [--seconds S]");
-  absl::ParseCommandLine(argc, argv);
-  try {
-    return Run();
-  } catch (const pyfleet::Error& e) {
-    std::fprintf(stderr, "pyfleet-demo: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return pyfleet::tools::ToolMain(argc, argv, kTool, Run); }

@@ -11,6 +11,7 @@
 // raised (its traceback is printed, prefixed), 2 for a usage error.
 #include <atomic>
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -19,16 +20,22 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "pyfleet/interpreter.h"
+#include "runtime/tools/tool_main.h"
 
 ABSL_FLAG(int, interpreters, 1, "number of interpreters, each run by its own host thread");
 ABSL_FLAG(std::string, code, "", "Python code to run (instead of FILE)");
 
 namespace {
+
+constexpr pyfleet::tools::ToolInfo kTool = {
+    "pyfleet-exec", "pyfleet-exec --interpreters N (--code CODE | FILE)",
+    "Runs Python code in N pyfleet interpreters of one process at once, one host thread each;\n"
+    "each interpreter's output is prefixed with its index. Exit status: 0 if every\n"
+    "interpreter ran the code without an exception, 1 if any raised, 2 for a usage error.",
+    __FILE__};
 
 // Python string literal for `s` (repr-style, safe for any bytes of UTF-8 text).
 std::string PyLiteral(const std::string& s) {
@@ -57,11 +64,7 @@ void PrintPrefixed(const std::string& prefix, const std::string& text) {
   std::fflush(stderr);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("pyfleet-exec --interpreters N (--code CODE | FILE)");
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+int Run(const std::vector<char*>& positional) {
   const int n = absl::GetFlag(FLAGS_interpreters);
   std::string code = absl::GetFlag(FLAGS_code);
   std::string filename = "<code>";
@@ -70,7 +73,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (code.empty() == (positional.size() != 2)) {
-    std::fprintf(stderr, "usage: pyfleet-exec --interpreters N (--code CODE | FILE)\n");
+    std::fprintf(stderr, "Usage: %s\n", kTool.usage);
     return 2;
   }
   if (code.empty()) {
@@ -85,15 +88,10 @@ int main(int argc, char** argv) {
     code = buffer.str();
   }
 
-  std::shared_ptr<pyfleet::NativeLibraries> libs;
-  try {
-    libs = pyfleet::NativeLibraries::create();
-  } catch (const pyfleet::Error& e) {
-    std::fprintf(stderr, "pyfleet-exec: %s\n", e.what());
-    return 1;
-  }
+  std::shared_ptr<pyfleet::NativeLibraries> libs = pyfleet::NativeLibraries::create();
   std::atomic<int> failures{0};
   std::vector<std::unique_ptr<pyfleet::Interpreter>> interpreters(n);
+  std::vector<std::exception_ptr> unexpected(n);  // not a pyfleet::Error: rethrown below
   std::vector<std::thread> threads;
   for (int i = 0; i < n; ++i) {
     threads.emplace_back([&, i] {
@@ -118,10 +116,20 @@ int main(int argc, char** argv) {
       } catch (const pyfleet::Error& e) {
         failures.fetch_add(1);
         PrintPrefixed(prefix, e.what());
+      } catch (...) {
+        failures.fetch_add(1);
+        unexpected[i] = std::current_exception();
       }
     });
   }
   for (std::thread& t : threads) t.join();
   std::fflush(stdout);
+  for (std::exception_ptr& e : unexpected) {
+    if (e) std::rethrow_exception(e);
+  }
   return failures.load() == 0 ? 0 : 1;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return pyfleet::tools::ToolMain(argc, argv, kTool, Run); }

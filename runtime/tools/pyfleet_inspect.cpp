@@ -25,15 +25,26 @@
 #include "interpreter/archive/package_archive.h"
 #include "runtime/tools/glob_group.h"
 #include "runtime/tools/package_report.h"
+#include "runtime/tools/tool_main.h"
 
 namespace {
 
-constexpr char kUsage[] =
-    "usage: pyfleet-inspect PACKAGE [--include GLOB]... [--exclude GLOB]... [--json]\n"
-    "  Prints a torch.package archive's file tree (as PackageImporter.file_structure()\n"
-    "  prints it), format and python version, extern modules, storages and the modules\n"
-    "  each pickle's globals come from. --include/--exclude take torch.package globs\n"
-    "  ('**' = any number of folders) and filter the tree; --json prints one object.\n";
+constexpr pyfleet::tools::ToolInfo kTool = {
+    "pyfleet-inspect", "pyfleet-inspect PACKAGE [--include GLOB]... [--exclude GLOB]... [--json]",
+    "Prints a torch.package archive's file tree (as PackageImporter.file_structure() prints\n"
+    "it), format and python version, extern modules, storages and the modules each pickle's\n"
+    "globals come from. PACKAGE is a ZIP archive or an unzipped package directory.\n"
+    "\n"
+    "Flags:\n"
+    "  --include GLOB  show only records matching the torch.package glob ('**' = any number\n"
+    "                  of folders); repeatable (default: **)\n"
+    "  --exclude GLOB  hide records matching the glob; repeatable\n"
+    "  --json          print the report as one JSON object\n"
+    "  --help          print this help and exit",
+    nullptr};  // parses argv itself: --include and --exclude repeat
+
+// The usage line, after a usage error.
+std::string Usage() { return std::string("Usage: ") + kTool.usage + "\n"; }
 
 struct Args {
   std::string package;
@@ -42,13 +53,13 @@ struct Args {
 };
 
 // Parses argv; returns false (after printing why) on bad usage.
-bool ParseArgs(int argc, char** argv, Args& args, bool& help) {
+bool ParseArgs(int argc, char* const* argv, Args& args, bool& help) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const std::string& flag, std::vector<std::string>& into) -> int {
       if (a == flag) {
         if (i + 1 >= argc) {
-          std::cerr << "pyfleet-inspect: " << flag << " needs a GLOB\n" << kUsage;
+          std::cerr << "pyfleet-inspect: " << flag << " needs a GLOB\n" << Usage();
           return -1;
         }
         into.push_back(argv[++i]);
@@ -69,32 +80,30 @@ bool ParseArgs(int argc, char** argv, Args& args, bool& help) {
       help = true;
       return true;
     } else if (absl::StartsWith(a, "-")) {
-      std::cerr << "pyfleet-inspect: unknown option " << a << "\n" << kUsage;
+      std::cerr << "pyfleet-inspect: unknown option " << a << "\n" << Usage();
       return false;
     } else if (args.package.empty()) {
       args.package = a;
     } else {
       std::cerr << "pyfleet-inspect: more than one PACKAGE (" << args.package << ", " << a
-                << ")\n" << kUsage;
+                << ")\n" << Usage();
       return false;
     }
   }
   if (args.package.empty()) {
-    std::cerr << "pyfleet-inspect: no PACKAGE given\n" << kUsage;
+    std::cerr << "pyfleet-inspect: no PACKAGE given\n" << Usage();
     return false;
   }
   return true;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Run(const std::vector<char*>& argv) {
   using pyfleet::internal::PackageArchive;
   Args args;
   bool help = false;
-  if (!ParseArgs(argc, argv, args, help)) return 2;
+  if (!ParseArgs(static_cast<int>(argv.size()), argv.data(), args, help)) return 2;
   if (help) {
-    std::cout << kUsage;
+    pyfleet::tools::PrintHelp(std::cout, kTool);
     return 0;
   }
   if (args.include.empty()) args.include.push_back("**");  // torch's default include
@@ -130,3 +139,7 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return pyfleet::tools::ToolMain(argc, argv, kTool, Run); }

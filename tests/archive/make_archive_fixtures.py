@@ -1,189 +1,151 @@
-"""Writes the packages tests/archive reads, into the folder given as argv[1].
+"""Writes the archive variants tests/archive reads, into FIXTURES_DIR/archive.
 
-Good packages come from the stock torch.package.PackageExporter (torch 1.13.1); bad
-ones are rewritten from them with a small ZIP writer below that lays records out the
-way torch does (64-byte aligned data, "FB" padding extra field) but lets a test lie in
-any header field. Run with Debian's /usr/bin/python3.
+Every variant is rewritten from the stock packages of tests/fixtures (small.pt and
+script.pt, written by gen_packages.py with torch 1.13.1's PackageExporter) through
+tests/fixtures/ziptools.py, the fixtures' one ZIP writer: other layouts of the same
+records (ZIP64, everything deflated) and archives with one defect each. Unlike
+gen_broken_packages.py, the variants keep the top-level folder "small", so the
+tests can compare torch's exact messages. Run after gen_packages.py, with Debian's
+/usr/bin/python3:
+
+    /usr/bin/python3 tests/archive/make_archive_fixtures.py FIXTURES_DIR [STAMP]
 """
-import io
 import os
 import shutil
-import struct
 import sys
 import zipfile
 import zlib
 
-import torch
-from torch.package import PackageExporter
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fixtures"))
+
+import torch  # noqa: E402
+
+import fixture_spec as spec  # noqa: E402
+import ziptools  # noqa: E402
+from ziptools import DEFLATED, Entry  # noqa: E402
+
+ARCHIVE_DIR = "archive"  # under the fixtures folder
+# The records of small.pt the defects are made in.
+TEXT = "pf_demo/data/hello.txt"
+STORAGE = ".data/0.storage"
+MODULE = "pf_demo/util/maths.py"
 
 
-class Scripted(torch.nn.Module):
-    def forward(self, x):
-        return x * 2 + 1
+def _rel(entry):
+    """The record name without the top-level folder, as PyTorchFileReader names it."""
+    return entry.name.split("/", 1)[1]
 
 
-def write_good(out):
-    # torch gates TorchScript in packages behind this flag (its own tests clear it too).
-    torch.package.package_exporter._gate_torchscript_serialization = False
-    with PackageExporter(os.path.join(out, "small.pt")) as e:
-        e.save_text("res", "hello.txt", "hello world\n")
-        e.save_pickle("res", "data.pkl", {"w": torch.arange(16, dtype=torch.float32),
-                                          "b": torch.ones(3, dtype=torch.int64)})
-        e.save_source_string("mod", "VALUE = 42\n")
-    with PackageExporter(os.path.join(out, "script.pt")) as e:
-        e.save_pickle("m", "scripted.pkl", torch.jit.script(Scripted()))
+def variant(small, out, name, change=None, zip64=False):
+    """small.pt's records, each passed through change(entry) (None drops it), as `name`."""
+    entries = []
+    for e in ziptools.read_entries(small):
+        e = change(e) if change is not None else e
+        if e is not None:
+            entries.append(e)
+    ziptools.write_zip(os.path.join(out, name), entries, zip64=zip64)
 
 
-class Rec:
-    def __init__(self, name, data, method=0, crc=None, usize=None, csize=None, payload=None):
-        self.name, self.data, self.method = name, data, method
-        if method == 8:
-            c = zlib.compressobj(6, zlib.DEFLATED, -15)
-            self.payload = c.compress(data) + c.flush()
-        else:
-            self.payload = data
-        if payload is not None:
-            self.payload = payload
-        self.crc = zlib.crc32(data) if crc is None else crc
-        self.usize = len(data) if usize is None else usize
-        self.csize = len(self.payload) if csize is None else csize
+def only(rel, make):
+    """A change that applies make(entry) to the record `rel` and keeps the others."""
+    return lambda e: make(e) if _rel(e) == rel else e
 
 
-def write_zip(path, recs, zip64=False):
-    """torch-like layout; zip64=True uses ZIP64 fields for every size and offset."""
-    buf = io.BytesIO()
-    central = []
-    for r in recs:
-        off = buf.tell()
-        name = r.name.encode()
-        extra = b""
-        if zip64:
-            extra = struct.pack("<HHQQ", 1, 16, r.usize, r.csize)
-        # pad the data start to 64 bytes with an "FB" extra field, as torch does
-        start = off + 30 + len(name) + len(extra) + 4
-        pad = (-start) % 64
-        extra += b"FB" + struct.pack("<H", pad) + b"Z" * pad
-        lsz = (0xFFFFFFFF, 0xFFFFFFFF) if zip64 else (r.csize & 0xFFFFFFFF, r.usize & 0xFFFFFFFF)
-        buf.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 45 if zip64 else 20, 0, r.method, 0,
-                              0x21, r.crc, lsz[0], lsz[1], len(name), len(extra)))
-        buf.write(name + extra)
-        buf.write(r.payload)
-        central.append((r, off))
-    cd_off = buf.tell()
-    for r, off in central:
-        name = r.name.encode()
-        if zip64:
-            extra = struct.pack("<HHQQQ", 1, 24, r.usize, r.csize, off)
-            fields = (0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
-        else:
-            extra = b""
-            fields = (r.csize & 0xFFFFFFFF, r.usize & 0xFFFFFFFF, off)
-        buf.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45 if zip64 else 20, 0,
-                              r.method, 0, 0x21, r.crc, fields[0], fields[1], len(name),
-                              len(extra), 0, 0, 0, 0, fields[2]))
-        buf.write(name + extra)
-    cd_size = buf.tell() - cd_off
-    n = len(recs)
-    if zip64:
-        end64 = buf.tell()
-        buf.write(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, n, n, cd_size, cd_off))
-        buf.write(struct.pack("<IIQI", 0x07064B50, 0, end64, 1))
-        buf.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF,
-                              0xFFFFFFFF, 0))
-    else:
-        buf.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n, n, cd_size, cd_off, 0))
-    with open(path, "wb") as f:
-        f.write(buf.getvalue())
+def edit(**fields):
+    """make(entry) that sets `fields` on the entry."""
+
+    def make(e):
+        for k, v in fields.items():
+            setattr(e, k, v(e) if callable(v) else v)
+        return e
+
+    return make
 
 
-def records_of(path):
-    with zipfile.ZipFile(path) as z:
-        return [(i.filename, z.read(i.filename)) for i in z.infolist()]
+def renamed(new_name):
+    return edit(name=new_name)
 
 
-def variant(out, name, base, change=lambda n, d: Rec(n, d), zip64=False):
-    recs = []
-    for n, d in records_of(os.path.join(out, base)):
-        r = change(n, d)
-        if r is not None:
-            recs.append(r)
-    write_zip(os.path.join(out, name), recs, zip64=zip64)
+def write_variants(fixtures, out):
+    small = os.path.join(fixtures, spec.SMALL)
+    with open(small, "rb") as f:
+        good = f.read()
+    for name, blob in (("empty.pt", b""), ("garbage.pt", b"not a zip file at all " * 40),
+                       ("truncated.pt", good[: len(good) // 2]),
+                       ("truncated_tail.pt", good[:-10])):
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(blob)
 
-
-def write_bad(out):
-    good = open(os.path.join(out, "small.pt"), "rb").read()
-    open(os.path.join(out, "empty.pt"), "wb").close()
-    open(os.path.join(out, "garbage.pt"), "wb").write(b"not a zip file at all " * 40)
-    open(os.path.join(out, "truncated.pt"), "wb").write(good[: len(good) // 2])
-    open(os.path.join(out, "truncated_tail.pt"), "wb").write(good[:-10])
-
-    def only(suffix, make):
-        return lambda n, d: make(n, d) if n.endswith(suffix) else Rec(n, d)
-
-    variant(out, "rewritten.pt", "small.pt")  # sanity: our writer's output is valid
-    variant(out, "zip64.pt", "small.pt", zip64=True)
-    # deflate every record (torch only deflates TorchScript code)
-    variant(out, "deflated.pt", "small.pt", lambda n, d: Rec(n, d, method=8))
-    variant(out, "crc_stored.pt", "small.pt",
-            only(".data/0.storage", lambda n, d: Rec(n, d, crc=zlib.crc32(d) ^ 1)))
-    variant(out, "crc_deflated.pt", "small.pt",
-            only("res/hello.txt", lambda n, d: Rec(n, d, method=8, crc=zlib.crc32(d) ^ 1)))
-    variant(out, "no_version.pt", "small.pt", lambda n, d: None if n.endswith(".data/version") else Rec(n, d))
-    variant(out, "root_version.pt", "small.pt",
-            lambda n, d: Rec("small/version", d) if n.endswith(".data/version") else Rec(n, d))
-    variant(out, "bad_version.pt", "small.pt", only(".data/version", lambda n, d: Rec(n, b"abc")))
-    variant(out, "version_99.pt", "small.pt", only(".data/version", lambda n, d: Rec(n, b"99")))
-    variant(out, "version_0.pt", "small.pt", only(".data/version", lambda n, d: Rec(n, b"0")))
-    variant(out, "no_storage.pt", "small.pt", lambda n, d: None if n.endswith(".storage") else Rec(n, d))
-    variant(out, "dotdot.pt", "small.pt", only("mod.py", lambda n, d: Rec("small/../evil.py", d)))
-    variant(out, "absolute.pt", "small.pt", only("mod.py", lambda n, d: Rec("small//etc/evil.py", d)))
-    variant(out, "not_in_folder.pt", "small.pt", only("mod.py", lambda n, d: Rec("other/mod.py", d)))
-    variant(out, "no_folder.pt", "small.pt",
-            lambda n, d: Rec(n.split("/", 1)[1].replace("/", "_"), d))
-    # ZIP bombs and other lying sizes
-    variant(out, "bomb_small_declared.pt", "small.pt",
-            only("res/hello.txt", lambda n, d: Rec(n, d * 1000, method=8, usize=len(d))))
-    variant(out, "bomb_large_declared.pt", "small.pt",
-            only("res/hello.txt", lambda n, d: Rec(n, d, method=8, usize=len(d) + 100)))
-    variant(out, "bomb_huge_declared.pt", "small.pt",
-            only("res/hello.txt", lambda n, d: Rec(n, d, method=8, usize=0xFFFFFFF0)))
-    variant(out, "stored_size_lies.pt", "small.pt",
-            only(".data/0.storage", lambda n, d: Rec(n, d, usize=len(d) + 8)))
-    variant(out, "beyond_end.pt", "small.pt",
-            only(".data/0.storage", lambda n, d: Rec(n, d, usize=1 << 30, csize=1 << 30)))
-    variant(out, "corrupt_deflate.pt", "small.pt",
-            only("res/hello.txt", lambda n, d: Rec(n, d, method=8, payload=b"\xff" * 20)))
-    variant(out, "unsupported_method.pt", "small.pt",
-            only("res/hello.txt", lambda n, d: Rec(n, d, method=12, payload=d)))
-    # an unzipped package, as torch's DirectoryReader reads it
+    v = lambda *args, **kw: variant(small, out, *args, **kw)  # noqa: E731
+    v("rewritten.pt")  # sanity: the writer's output reads like the stock package
+    v("zip64.pt", zip64=True)
+    v("deflated.pt", edit(method=DEFLATED))  # torch only deflates TorchScript code
+    v("crc_stored.pt", only(STORAGE, edit(crc_override=lambda e: zlib.crc32(e.data) ^ 1)))
+    v("crc_deflated.pt",
+      only(TEXT, edit(method=DEFLATED, crc_override=lambda e: zlib.crc32(e.data) ^ 1)))
+    v("no_version.pt", lambda e: None if _rel(e) == ".data/version" else e)
+    v("root_version.pt", only(".data/version", renamed("small/version")))
+    v("bad_version.pt", only(".data/version", edit(data=b"abc")))
+    v("version_99.pt", only(".data/version", edit(data=b"99")))
+    v("version_0.pt", only(".data/version", edit(data=b"0")))
+    v("no_storage.pt", lambda e: None if e.name.endswith(".storage") else e)
+    v("dotdot.pt", only(MODULE, renamed("small/../evil.py")))
+    v("absolute.pt", only(MODULE, renamed("small//etc/evil.py")))
+    v("not_in_folder.pt", only(MODULE, renamed("other/mod.py")))
+    v("no_folder.pt", lambda e: Entry(_rel(e).replace("/", "_"), e.data))
+    # ZIP bombs and other lying sizes.
+    v("bomb_small_declared.pt",  # inflates to 1000x what it declares
+      only(TEXT, lambda e: Entry(e.name, e.data * 1000, DEFLATED,
+                                 uncompressed_size_override=len(e.data))))
+    v("bomb_large_declared.pt",
+      only(TEXT, edit(method=DEFLATED, uncompressed_size_override=lambda e: len(e.data) + 100)))
+    v("bomb_huge_declared.pt",
+      only(TEXT, edit(method=DEFLATED, uncompressed_size_override=0xFFFFFFF0)))
+    v("stored_size_lies.pt",
+      only(STORAGE, edit(uncompressed_size_override=lambda e: len(e.data) + 8)))
+    v("beyond_end.pt",
+      only(STORAGE, edit(uncompressed_size_override=1 << 30, compressed_size_override=1 << 30)))
+    v("corrupt_deflate.pt", only(TEXT, edit(method=DEFLATED, payload_override=b"\xff" * 20)))
+    v("unsupported_method.pt",
+      only(TEXT, edit(method=12, payload_override=lambda e: e.data)))
+    # An unzipped package, as torch's DirectoryReader reads it.
     unz = os.path.join(out, "unzipped")
     shutil.rmtree(unz, ignore_errors=True)
-    with zipfile.ZipFile(os.path.join(out, "small.pt")) as z:
+    with zipfile.ZipFile(small) as z:
         z.extractall(unz)
     os.rename(os.path.join(unz, "small"), os.path.join(unz, "pkg"))
 
 
-def write_expectations(out):
-    """<pkg>.records: record names in archive order, as PyTorchFileReader lists them."""
-    for base in ("small", "script", "zip64", "deflated"):
-        reader = torch._C.PyTorchFileReader(os.path.join(out, base + ".pt"))
-        with open(os.path.join(out, base + ".records"), "w") as f:
+def write_expectations(fixtures, out):
+    """<name>.records: record names in archive order, as PyTorchFileReader lists them;
+    <name>.torch_py: the TorchScript code record (deflated by torch) of script.pt."""
+    for name, path in (("small", os.path.join(fixtures, spec.SMALL)),
+                       ("script", os.path.join(fixtures, spec.SCRIPT)),
+                       ("zip64", os.path.join(out, "zip64.pt")),
+                       ("deflated", os.path.join(out, "deflated.pt"))):
+        reader = torch._C.PyTorchFileReader(path)
+        with open(os.path.join(out, name + ".records"), "w") as f:
             f.write("".join(n + "\n" for n in reader.get_all_records()))
-        with zipfile.ZipFile(os.path.join(out, base + ".pt")) as z:
+        with zipfile.ZipFile(path) as z:
             for i in z.infolist():
-                if i.filename.endswith("ts_code/code/__torch__.py"):
-                    open(os.path.join(out, base + ".torch_py"), "wb").write(z.read(i))
+                if i.filename.endswith("/.data/ts_code/code/__torch__.py"):
+                    with open(os.path.join(out, name + ".torch_py"), "wb") as f:
+                        f.write(z.read(i))
 
 
-def main():
-    out = sys.argv[1]
+def main(argv):
+    if len(argv) not in (2, 3):
+        sys.exit(f"usage: {argv[0]} FIXTURES_DIR [STAMP]")
+    fixtures = argv[1]
+    out = os.path.join(fixtures, ARCHIVE_DIR)
     os.makedirs(out, exist_ok=True)
-    write_good(out)
-    write_bad(out)
-    write_expectations(out)
-    if len(sys.argv) > 2:
-        open(sys.argv[2], "w").write("ok\n")
+    write_variants(fixtures, out)
+    write_expectations(fixtures, out)
+    if len(argv) == 3:
+        with open(argv[2], "w") as f:
+            f.write("ok\n")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv)

@@ -1,11 +1,13 @@
 // Tests for runtime/archive: PackageArchive (ZIP, bytes, directory) and its C ABI
-// wrapper. Packages are written at build time by make_archive_fixtures.py with the
-// stock torch.package.PackageExporter, bad ones rewritten from them.
+// wrapper. small.pt and script.pt are tests/fixtures' stock packages (torch's
+// PackageExporter, gen_packages.py); make_archive_fixtures.py rewrites small.pt into
+// other layouts and into archives with one defect each (PYFLEET_ARCHIVE_FIXTURES).
 #include "interpreter/archive/package_archive.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 #include <sstream>
@@ -20,9 +22,19 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// A variant or expectation written by make_archive_fixtures.py.
 std::string Fixture(const std::string& name) {
   return std::string(PYFLEET_ARCHIVE_FIXTURES) + "/" + name;
 }
+
+// A stock package of tests/fixtures.
+std::string Stock(const std::string& name) { return std::string(PYFLEET_FIXTURES_DIR) + "/" + name; }
+
+const std::string kSmall = Stock("small.pt");
+// fixture_spec.HELLO_TEXT, small.pt's pf_demo/data/hello.txt (59 bytes of UTF-8).
+constexpr char kHelloText[] =
+    "Hello from a package \u2014 gr\u00fc\u00dfe, \u4f60\u597d, \U0001F600\nsecond line\n";
+constexpr char kText[] = "pf_demo/data/hello.txt";
 
 std::string Slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -44,8 +56,8 @@ std::vector<std::string> Names(const PackageArchive& a) {
   return out;
 }
 
-std::shared_ptr<PackageArchive> MustOpen(const std::string& name) {
-  absl::StatusOr<std::shared_ptr<PackageArchive>> a = PackageArchive::Open(Fixture(name));
+std::shared_ptr<PackageArchive> MustOpen(const std::string& path) {
+  absl::StatusOr<std::shared_ptr<PackageArchive>> a = PackageArchive::Open(path);
   EXPECT_TRUE(a.ok()) << a.status();
   return a.ok() ? *a : nullptr;
 }
@@ -57,8 +69,8 @@ std::string ReadText(const PackageArchive& a, const std::string& name) {
 }
 
 TEST(PackageArchiveTest, ListsRecordsLikePyTorchFileReader) {
-  for (const char* base : {"small", "script", "zip64", "deflated"}) {
-    auto a = MustOpen(std::string(base) + ".pt");
+  for (const std::string base : {"small", "script", "zip64", "deflated"}) {
+    auto a = MustOpen(base == "small" || base == "script" ? Stock(base + ".pt") : Fixture(base + ".pt"));
     ASSERT_NE(a, nullptr);
     EXPECT_EQ(Names(*a), Lines(Fixture(std::string(base) + ".records"))) << base;
     EXPECT_EQ(a->kind(), PackageArchive::Kind::kZip);
@@ -67,7 +79,7 @@ TEST(PackageArchiveTest, ListsRecordsLikePyTorchFileReader) {
 }
 
 TEST(PackageArchiveTest, StoredRecordIsAlignedViewOfTheMapping) {
-  auto a = MustOpen("small.pt");
+  auto a = MustOpen(kSmall);
   ASSERT_NE(a, nullptr);
   absl::StatusOr<RecordData> r = a->read(".data/0.storage");
   ASSERT_TRUE(r.ok()) << r.status();
@@ -86,19 +98,19 @@ TEST(PackageArchiveTest, StoredRecordIsAlignedViewOfTheMapping) {
 TEST(PackageArchiveTest, ViewOutlivesArchive) {
   RecordData r;
   {
-    auto a = MustOpen("small.pt");
+    auto a = MustOpen(kSmall);
     ASSERT_NE(a, nullptr);
-    absl::StatusOr<RecordData> rr = a->read("res/hello.txt");
+    absl::StatusOr<RecordData> rr = a->read(kText);
     ASSERT_TRUE(rr.ok());
     r = *rr;
   }
-  EXPECT_EQ(r.view(), "hello world\n");
+  EXPECT_EQ(r.view(), kHelloText);
 }
 
 TEST(PackageArchiveTest, WritesThroughAViewNeverReachTheFile) {
-  const std::string before = Slurp(Fixture("small.pt"));
+  const std::string before = Slurp(kSmall);
   {
-    auto a = MustOpen("small.pt");
+    auto a = MustOpen(kSmall);
     ASSERT_NE(a, nullptr);
     absl::StatusOr<RecordData> r = a->read(".data/0.storage");
     ASSERT_TRUE(r.ok());
@@ -107,11 +119,11 @@ TEST(PackageArchiveTest, WritesThroughAViewNeverReachTheFile) {
     ASSERT_TRUE(again.ok()) << "CRC is verified once, before the first view";
     EXPECT_EQ(again->data()[0], r->data()[0]);  // the mutation is shared in-process
   }
-  EXPECT_EQ(Slurp(Fixture("small.pt")), before);
+  EXPECT_EQ(Slurp(kSmall), before);
 }
 
 TEST(PackageArchiveTest, DeflatedTorchScriptRecordsInflate) {
-  auto a = MustOpen("script.pt");
+  auto a = MustOpen(Stock("script.pt"));
   ASSERT_NE(a, nullptr);
   std::optional<size_t> i = a->find(".data/ts_code/code/__torch__.py");
   ASSERT_TRUE(i.has_value());
@@ -126,8 +138,8 @@ TEST(PackageArchiveTest, DeflatedTorchScriptRecordsInflate) {
 class SameContentTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(SameContentTest, MatchesTheStockPackage) {
-  auto ref = MustOpen("small.pt");
-  auto a = MustOpen(GetParam());
+  auto ref = MustOpen(kSmall);
+  auto a = MustOpen(Fixture(GetParam()));
   ASSERT_NE(ref, nullptr);
   ASSERT_NE(a, nullptr);
   ASSERT_EQ(Names(*a), Names(*ref));
@@ -142,7 +154,7 @@ INSTANTIATE_TEST_SUITE_P(Layouts, SameContentTest,
                          ::testing::Values("rewritten.pt", "deflated.pt", "zip64.pt"));
 
 TEST(PackageArchiveTest, OpenBytesKeepsAlignmentAndContent) {
-  std::string bytes = Slurp(Fixture("small.pt"));
+  std::string bytes = Slurp(kSmall);
   absl::StatusOr<std::shared_ptr<PackageArchive>> a =
       PackageArchive::OpenBytes(bytes.data(), bytes.size());
   ASSERT_TRUE(a.ok()) << a.status();
@@ -151,7 +163,7 @@ TEST(PackageArchiveTest, OpenBytesKeepsAlignmentAndContent) {
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->aliasesArchive());
   EXPECT_EQ(reinterpret_cast<uintptr_t>(r->data()) % 64, 0u);
-  EXPECT_EQ(ReadText(**a, "res/hello.txt"), "hello world\n");
+  EXPECT_EQ(ReadText(**a, kText), kHelloText);
 }
 
 TEST(PackageArchiveTest, DirectoryListsVisibleFilesAndFindsHiddenOnes) {
@@ -160,13 +172,21 @@ TEST(PackageArchiveTest, DirectoryListsVisibleFilesAndFindsHiddenOnes) {
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ((*a)->kind(), PackageArchive::Kind::kDirectory);
   std::vector<std::string> names = Names(**a);
-  // Visible records first (glob order), then the hidden .data ones.
-  ASSERT_GE(names.size(), 3u);
+  // Visible records first (glob order), then the hidden .data ones: the same records as
+  // the ZIP, each kind in its own order.
+  std::vector<std::string> zip_names = Lines(Fixture("small.records"));
+  const size_t visible = std::count_if(zip_names.begin(), zip_names.end(),
+                                       [](const std::string& n) { return n[0] != '.'; });
+  ASSERT_EQ(visible, 5u);  // pf_demo/{data/hello.txt,data/tensors.pkl,data/point.pkl,util/maths.py,models.py}
+  ASSERT_EQ(names.size(), zip_names.size());
   size_t first_hidden = 0;
   while (first_hidden < names.size() && names[first_hidden][0] != '.') ++first_hidden;
-  EXPECT_EQ(first_hidden, 3u);
+  EXPECT_EQ(first_hidden, visible);
   for (size_t i = first_hidden; i < names.size(); ++i) EXPECT_EQ(names[i][0], '.') << names[i];
-  EXPECT_EQ(ReadText(**a, "res/hello.txt"), "hello world\n");
+  std::sort(names.begin(), names.end());
+  std::sort(zip_names.begin(), zip_names.end());
+  EXPECT_EQ(names, zip_names);
+  EXPECT_EQ(ReadText(**a, kText), kHelloText);
   EXPECT_EQ(ReadText(**a, ".data/version"), "6\n");
   absl::StatusOr<RecordData> missing = (*a)->read("res/nope.txt");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
@@ -175,7 +195,7 @@ TEST(PackageArchiveTest, DirectoryListsVisibleFilesAndFindsHiddenOnes) {
 }
 
 TEST(PackageArchiveTest, MissingRecordUsesTorchText) {
-  auto a = MustOpen("no_storage.pt");
+  auto a = MustOpen(Fixture("no_storage.pt"));
   ASSERT_NE(a, nullptr);
   absl::StatusOr<RecordData> r = a->read(".data/0.storage");
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
@@ -185,7 +205,7 @@ TEST(PackageArchiveTest, MissingRecordUsesTorchText) {
 }
 
 TEST(PackageArchiveTest, RootVersionRecordIsAccepted) {
-  auto a = MustOpen("root_version.pt");
+  auto a = MustOpen(Fixture("root_version.pt"));
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(a->version(), 6u);
 }
@@ -240,7 +260,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadOpen{"beyond_end.pt", absl::StatusCode::kDataLoss,
                 "extends beyond the end of the archive"},
         BadOpen{"bomb_huge_declared.pt", absl::StatusCode::kDataLoss,
-                "record 'res/hello.txt': declared size lies"}));
+                "record 'pf_demo/data/hello.txt': declared size lies"}));
 
 struct BadRead {
   const char* file;
@@ -252,7 +272,7 @@ struct BadRead {
 class BadReadTest : public ::testing::TestWithParam<BadRead> {};
 
 TEST_P(BadReadTest, OpensButTheRecordFailsAndOthersStillRead) {
-  auto a = MustOpen(GetParam().file);
+  auto a = MustOpen(Fixture(GetParam().file));
   ASSERT_NE(a, nullptr);
   for (int attempt = 0; attempt < 2; ++attempt) {  // the verdict is stable
     absl::StatusOr<RecordData> r = a->read(GetParam().record);
@@ -269,49 +289,54 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadRead{"crc_stored.pt", ".data/0.storage", absl::StatusCode::kDataLoss,
                 "record '.data/0.storage': CRC-32 check failed"},
-        BadRead{"crc_deflated.pt", "res/hello.txt", absl::StatusCode::kDataLoss,
-                "record 'res/hello.txt': CRC-32 check failed"},
-        BadRead{"bomb_small_declared.pt", "res/hello.txt", absl::StatusCode::kDataLoss,
-                "declared size lies: data inflates to more than the declared 12 bytes"},
-        BadRead{"bomb_large_declared.pt", "res/hello.txt", absl::StatusCode::kDataLoss,
-                "declared size lies: data inflates to 12 bytes, 112 declared"},
-        BadRead{"corrupt_deflate.pt", "res/hello.txt", absl::StatusCode::kDataLoss,
+        BadRead{"crc_deflated.pt", kText, absl::StatusCode::kDataLoss,
+                "record 'pf_demo/data/hello.txt': CRC-32 check failed"},
+        BadRead{"bomb_small_declared.pt", kText, absl::StatusCode::kDataLoss,
+                "declared size lies: data inflates to more than the declared 59 bytes"},
+        BadRead{"bomb_large_declared.pt", kText, absl::StatusCode::kDataLoss,
+                "declared size lies: data inflates to 59 bytes, 159 declared"},
+        BadRead{"corrupt_deflate.pt", kText, absl::StatusCode::kDataLoss,
                 "decompression failed or archive is corrupted"}));
 
 TEST(PackageArchiveTest, UnsupportedMethodFailsOnRead) {
-  auto a = MustOpen("unsupported_method.pt");
+  auto a = MustOpen(Fixture("unsupported_method.pt"));
   ASSERT_NE(a, nullptr);
-  absl::StatusOr<RecordData> r = a->read("res/hello.txt");
+  absl::StatusOr<RecordData> r = a->read(kText);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_EQ(r.status().message(),
-            "PytorchStreamReader failed reading file res/hello.txt: unsupported method");
+            "PytorchStreamReader failed reading file pf_demo/data/hello.txt: unsupported method");
 }
 
 TEST(PackageArchiveTest, ConcurrentReadsAgree) {
-  auto a = MustOpen("crc_stored.pt");
+  auto a = MustOpen(Fixture("crc_stored.pt"));
   ASSERT_NE(a, nullptr);
   std::vector<std::thread> threads;
-  std::vector<int> failures(8, 0);
+  const size_t corrupt = *a->find(".data/0.storage");
+  std::vector<int> failures(8, 0), wrong(8, 0);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (int round = 0; round < 50; ++round) {
         for (size_t i = 0; i < a->recordCount(); ++i) {
-          if (!a->read(i).ok()) ++failures[t];
+          absl::StatusOr<RecordData> r = a->read(i);
+          if (r.ok()) continue;
+          ++failures[t];
+          if (i != corrupt || r.status().code() != absl::StatusCode::kDataLoss) ++wrong[t];
         }
       }
     });
   }
   for (std::thread& th : threads) th.join();
   for (int f : failures) EXPECT_EQ(f, 50);  // exactly the corrupt record, every time
+  for (int w : wrong) EXPECT_EQ(w, 0);
 }
 
 class SnapshotTest : public ::testing::TestWithParam<bool /*from bytes*/> {};
 
 TEST_P(SnapshotTest, HasItsOwnMappingAndSharesTheIndex) {
-  std::string bytes = Slurp(Fixture("small.pt"));
+  std::string bytes = Slurp(kSmall);
   absl::StatusOr<std::shared_ptr<PackageArchive>> a =
       GetParam() ? PackageArchive::OpenBytes(bytes.data(), bytes.size())
-                 : PackageArchive::Open(Fixture("small.pt"));
+                 : PackageArchive::Open(kSmall);
   ASSERT_TRUE(a.ok()) << a.status();
   absl::StatusOr<std::shared_ptr<PackageArchive>> snap = (*a)->snapshot();
   ASSERT_TRUE(snap.ok()) << snap.status();
@@ -332,26 +357,26 @@ TEST_P(SnapshotTest, HasItsOwnMappingAndSharesTheIndex) {
   EXPECT_EQ(fresh->view(), shared->view());
   // The snapshot outlives the archive it came from.
   a->reset();
-  EXPECT_EQ(ReadText(**snap, "res/hello.txt"), "hello world\n");
+  EXPECT_EQ(ReadText(**snap, kText), kHelloText);
 }
 
 INSTANTIATE_TEST_SUITE_P(FileAndBytes, SnapshotTest, ::testing::Bool());
 
 TEST(CrcVerdictCacheTest, SharesVerdictsBetweenArchivesOfTheSameFile) {
   CrcVerdictCache cache;
-  auto first = PackageArchive::Open(Fixture("small.pt"), &cache);
+  auto first = PackageArchive::Open(kSmall, &cache);
   ASSERT_TRUE(first.ok());
   // (Opening reads .data/version, which counts: compare deltas.)
   uint64_t base = (*first)->crcChecks();
   ASSERT_TRUE((*first)->read(".data/0.storage").ok());  // hashed, verdict remembered
   ASSERT_TRUE((*first)->read(".data/0.storage").ok());  // cached in the archive
   EXPECT_EQ((*first)->crcChecks() - base, 1u);
-  auto second = PackageArchive::Open(Fixture("small.pt"), &cache);
+  auto second = PackageArchive::Open(kSmall, &cache);
   ASSERT_TRUE(second.ok());
   base = (*second)->crcChecks();
   EXPECT_TRUE((*second)->read(".data/0.storage").ok());
   EXPECT_EQ((*second)->crcChecks() - base, 0u) << "same unchanged file: not hashed again";
-  auto third = PackageArchive::Open(Fixture("small.pt"));  // no cache
+  auto third = PackageArchive::Open(kSmall);  // no cache
   ASSERT_TRUE(third.ok());
   base = (*third)->crcChecks();
   EXPECT_TRUE((*third)->read(".data/0.storage").ok());
@@ -359,16 +384,16 @@ TEST(CrcVerdictCacheTest, SharesVerdictsBetweenArchivesOfTheSameFile) {
   // Failures are never remembered.
   auto bad = PackageArchive::Open(Fixture("crc_stored.pt"), &cache);
   ASSERT_TRUE(bad.ok());
-  EXPECT_FALSE((*bad)->read(".data/0.storage").ok());
+  EXPECT_EQ((*bad)->read(".data/0.storage").status().code(), absl::StatusCode::kDataLoss);
   auto bad_again = PackageArchive::Open(Fixture("crc_stored.pt"), &cache);
   ASSERT_TRUE(bad_again.ok());
   base = (*bad_again)->crcChecks();
-  EXPECT_FALSE((*bad_again)->read(".data/0.storage").ok());
+  EXPECT_EQ((*bad_again)->read(".data/0.storage").status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ((*bad_again)->crcChecks() - base, 1u);
 }
 
 TEST(PackageArchiveTest, CrcCheckHashesTheFileNotTheMapping) {
-  auto a = MustOpen("small.pt");
+  auto a = MustOpen(kSmall);
   ASSERT_NE(a, nullptr);
   // A write into the mapping before the first read (e.g. through another record's page)
   // does not fail the check: the file's bytes are what is verified.
@@ -380,27 +405,27 @@ TEST(PackageArchiveTest, CrcCheckHashesTheFileNotTheMapping) {
 }
 
 TEST(ArchiveAbiTest, ServesRecordsAndKeepsTheArchiveAlive) {
-  PyfleetArchive abi = MakeArchiveAbi(MustOpen("small.pt"));
+  PyfleetArchive abi = MakeArchiveAbi(MustOpen(kSmall));
   ASSERT_EQ(abi.struct_size, sizeof(PyfleetArchive));
   EXPECT_NE(ArchiveFromAbi(&abi), nullptr);
-  EXPECT_EQ(std::string(abi.path(abi.ctx)), Fixture("small.pt"));
+  EXPECT_EQ(std::string(abi.path(abi.ctx)), kSmall);
   std::vector<std::string> names;
   for (size_t i = 0; i < abi.record_count(abi.ctx); ++i) names.push_back(abi.record_name(abi.ctx, i));
   EXPECT_EQ(names, Lines(Fixture("small.records")));
-  int64_t i = abi.find(abi.ctx, "res/hello.txt");
+  int64_t i = abi.find(abi.ctx, kText);
   ASSERT_GE(i, 0);
-  EXPECT_EQ(abi.find(abi.ctx, "small/res/hello.txt"), -1);
+  EXPECT_EQ(abi.find(abi.ctx, "small/pf_demo/data/hello.txt"), -1);
   abi.retain(abi.ctx);
   abi.release(abi.ctx);
   PyfleetRecordView view{};
   ASSERT_EQ(abi.read(abi.ctx, static_cast<size_t>(i), &view), nullptr);
   abi.release(abi.ctx);  // the view still holds the mapping
-  EXPECT_EQ(std::string(static_cast<const char*>(view.data), view.size), "hello world\n");
+  EXPECT_EQ(std::string(static_cast<const char*>(view.data), view.size), kHelloText);
   view.release(view.owner);
 }
 
 TEST(ArchiveAbiTest, ReadErrorsAreStatuses) {
-  PyfleetArchive abi = MakeArchiveAbi(MustOpen("crc_stored.pt"));
+  PyfleetArchive abi = MakeArchiveAbi(MustOpen(Fixture("crc_stored.pt")));
   PyfleetRecordView view{};
   PyfleetStatus* s = abi.read(abi.ctx, abi.find(abi.ctx, ".data/0.storage"), &view);
   ASSERT_NE(s, nullptr);

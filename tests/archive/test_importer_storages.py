@@ -1,38 +1,36 @@
 """pyfleet.PackageImporter's storages over runtime/archive: zero copy, copy-on-write per
 load, the copy option, and archive errors surfacing as typed Python errors.
 
-    PYTHONPATH=<build>/python PYFLEET_ARCHIVE_FIXTURES=<build>/tests/archive/fixtures \\
+    PYTHONPATH=<build>/python PYFLEET_FIXTURES_DIR=<build>/fixtures \\
+        PYFLEET_ARCHIVE_FIXTURES=<build>/fixtures/archive \\
         /usr/bin/python3 -m pytest tests/archive/test_importer_storages.py
 
-The packages come from make_archive_fixtures.py (stock PackageExporter). Differential
-tests against the stock importer live in tests/importer/.
+small.pt is tests/fixtures' stock package (gen_packages.py); the other archives are the
+variants make_archive_fixtures.py rewrote from it. Differential tests against the stock
+importer live in tests/importer/.
 """
 import os
 import shutil
+import sys
 
 import pytest
 import torch
 
 import pyfleet
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures"))
+import fixture_spec as spec  # noqa: E402
+from proc_maps import mapped_ranges as file_mappings  # noqa: E402
+
 FIXTURES = os.environ["PYFLEET_ARCHIVE_FIXTURES"]
+SMALL = spec.fixture_path(spec.SMALL)
+PKG, PICKLE, TEXT = "pf_demo.data", "tensors.pkl", "hello.txt"  # in small.pt
+MODULE = "pf_demo.util.maths"
+ARANGE = torch.arange(16, dtype=torch.float32)  # tensors.pkl["a"], .data/0.storage
 
 
 def fixture(name):
-    return os.path.join(FIXTURES, name)
-
-
-def file_mappings(path):
-    """[(start, end)] of this process's mappings of `path`."""
-    real = os.path.realpath(path)
-    out = []
-    with open("/proc/self/maps") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 6 and parts[5] == real:
-                start, end = (int(x, 16) for x in parts[0].split("-"))
-                out.append((start, end))
-    return out
+    return SMALL if name == spec.SMALL else os.path.join(FIXTURES, name)
 
 
 def inside(ptr, ranges):
@@ -41,72 +39,75 @@ def inside(ptr, ranges):
 
 def test_storages_alias_a_mapping_of_the_archive():
     imp = pyfleet.PackageImporter(fixture("small.pt"))
-    data = imp.load_pickle("res", "data.pkl")
+    data = imp.load_pickle(PKG, PICKLE)
     maps = file_mappings(fixture("small.pt"))
     for t in data.values():
         assert inside(t.data_ptr(), maps), "storage was copied"
         assert t.data_ptr() % 64 == 0
-    assert torch.equal(data["w"], torch.arange(16, dtype=torch.float32))
+    assert torch.equal(data["a"], ARANGE)
+    assert torch.equal(data["b"], torch.ones(3, 3))
 
 
 def test_in_place_writes_stay_in_their_load():
     before = open(fixture("small.pt"), "rb").read()
     imp = pyfleet.PackageImporter(fixture("small.pt"))
-    first = imp.load_pickle("res", "data.pkl")
-    first["w"].add_(100)  # copy-on-write page of this load's mapping
-    second = imp.load_pickle("res", "data.pkl")
-    other = pyfleet.PackageImporter(fixture("small.pt")).load_pickle("res", "data.pkl")
-    assert torch.equal(second["w"], torch.arange(16, dtype=torch.float32))
-    assert torch.equal(other["w"], torch.arange(16, dtype=torch.float32))
-    assert first["w"][0].item() == 100
+    first = imp.load_pickle(PKG, PICKLE)
+    first["a"].add_(100)  # copy-on-write page of this load's mapping
+    second = imp.load_pickle(PKG, PICKLE)
+    other = pyfleet.PackageImporter(fixture("small.pt")).load_pickle(PKG, PICKLE)
+    assert torch.equal(second["a"], ARANGE)
+    assert torch.equal(other["a"], ARANGE)
+    assert first["a"][0].item() == 100
     assert open(fixture("small.pt"), "rb").read() == before
 
 
 def test_storages_of_one_load_share_memory():
     imp = pyfleet.PackageImporter(fixture("small.pt"))
-    a = imp.load_pickle("res", "data.pkl")
-    b = imp.load_pickle("res", "data.pkl")
-    assert a["w"].data_ptr() != b["w"].data_ptr()  # one mapping per load
+    a = imp.load_pickle(PKG, PICKLE)
+    b = imp.load_pickle(PKG, PICKLE)
+    assert a["a"].data_ptr() != b["a"].data_ptr()  # one mapping per load
 
 
 def test_copy_storages_makes_private_copies():
     imp = pyfleet.PackageImporter(fixture("small.pt"))
-    data = imp.load_pickle("res", "data.pkl", copy_storages=True)
+    data = imp.load_pickle(PKG, PICKLE, copy_storages=True)
     maps = file_mappings(fixture("small.pt"))
+    assert maps, "the archive is not mapped"
     assert not any(inside(t.data_ptr(), maps) for t in data.values())
-    assert torch.equal(data["w"], torch.arange(16, dtype=torch.float32))
+    assert torch.equal(data["a"], ARANGE)
 
 
 def test_binary_file_object_storages_alias_the_in_memory_archive():
     with open(fixture("small.pt"), "rb") as f:
         imp = pyfleet.PackageImporter(f)
-        data = imp.load_pickle("res", "data.pkl")
+        data = imp.load_pickle(PKG, PICKLE)
     assert imp.filename == "<binary>"
-    assert torch.equal(data["b"], torch.ones(3, dtype=torch.int64))
-    assert data["w"].data_ptr() % 64 == 0
+    assert torch.equal(data["b"], torch.ones(3, 3))
+    assert data["a"].data_ptr() % 64 == 0
 
 
 def test_deflated_records_load():
     imp = pyfleet.PackageImporter(fixture("deflated.pt"))
-    assert torch.equal(imp.load_pickle("res", "data.pkl")["w"], torch.arange(16, dtype=torch.float32))
-    assert imp.load_text("res", "hello.txt") == "hello world\n"
-    assert imp.import_module("mod").VALUE == 42
+    assert torch.equal(imp.load_pickle(PKG, PICKLE)["a"], ARANGE)
+    assert imp.load_text(PKG, TEXT) == spec.HELLO_TEXT
+    assert imp.import_module(MODULE).cube(3) == 27
 
 
 def test_zip64_archive_loads():
     imp = pyfleet.PackageImporter(fixture("zip64.pt"))
-    assert imp.load_text("res", "hello.txt") == "hello world\n"
+    assert imp.load_text(PKG, TEXT) == spec.HELLO_TEXT
+    assert torch.equal(imp.load_pickle(PKG, PICKLE)["a"], ARANGE)
 
 
 def test_crc_mismatch_is_a_runtime_error_naming_archive_and_record():
     imp = pyfleet.PackageImporter(fixture("crc_stored.pt"))
     with pytest.raises(RuntimeError) as e:
-        imp.load_pickle("res", "data.pkl")
+        imp.load_pickle(PKG, PICKLE)
     assert fixture("crc_stored.pt") in str(e.value)
     assert "'.data/0.storage': CRC-32 check failed" in str(e.value)
     # The importer, and the process, stay usable.
-    assert imp.load_text("res", "hello.txt") == "hello world\n"
-    assert imp.import_module("mod").VALUE == 42
+    assert imp.load_text(PKG, TEXT) == spec.HELLO_TEXT
+    assert imp.import_module(MODULE).cube(3) == 27
     assert imp.storage_context is None and imp.last_map_location is None
 
 
@@ -119,8 +120,8 @@ def test_crc_mismatch_is_a_runtime_error_naming_archive_and_record():
 def test_bad_deflated_record_fails_on_read(name, message):
     imp = pyfleet.PackageImporter(fixture(name))
     with pytest.raises(RuntimeError) as e:
-        imp.load_text("res", "hello.txt")
-    assert message in str(e.value) and "res/hello.txt" in str(e.value)
+        imp.load_text(PKG, TEXT)
+    assert message in str(e.value) and "pf_demo/data/hello.txt" in str(e.value)
     assert fixture(name) in str(e.value)
 
 
@@ -140,11 +141,12 @@ def test_directory_package_storages_are_private_file_mappings(tmp_path):
     root = tmp_path / "pkg"
     shutil.copytree(fixture("unzipped/pkg"), root)
     imp = pyfleet.PackageImporter(str(root))
-    data = imp.load_pickle("res", "data.pkl")
+    data = imp.load_pickle(PKG, PICKLE)
     storage_file = root / ".data" / "0.storage"
-    assert inside(data["w"].data_ptr(), file_mappings(str(storage_file)))
+    assert inside(data["a"].data_ptr(), file_mappings(str(storage_file)))
     before = storage_file.read_bytes()
-    data["w"].add_(1)
+    data["a"].add_(1)
     assert storage_file.read_bytes() == before
-    with pytest.raises(FileNotFoundError):
-        imp.load_binary("res", "nope.txt")
+    with pytest.raises(FileNotFoundError) as e:
+        imp.load_binary(PKG, "nope.txt")
+    assert "pf_demo/data/nope.txt" in str(e.value)

@@ -5,7 +5,6 @@
 
 #include <ATen/ATen.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -80,10 +79,3 @@ TEST(InterpreterPoolTest, InterpreterIdentitiesAreDistinct) {
 
 }  // namespace
 }  // namespace pyfleet
-
-int main(int argc, char** argv) {
-  testing::InitGoogleTest(&argc, argv);
-  int size = argc > 1 ? std::atoi(argv[1]) : 2;
-  pyfleet::testing::InterpreterPool::Install(size);
-  return RUN_ALL_TESTS();
-}

@@ -1,20 +1,23 @@
-// Tests of pyfleet::Interpreter on a pool of 2 interpreters: isolation, errors, values,
-// zero-copy tensors and concurrency.
+// Tests of pyfleet::Interpreter on a pool of 2 interpreters (pool_main.cpp): isolation,
+// errors, values, zero-copy tensors and concurrency.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <ATen/ATen.h>
 
 #include <dlfcn.h>
 #include <link.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
-#include <iterator>
 #include <fstream>
+#include <iterator>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 
+#include "tests/common/proc_maps.h"
 #include "tests/interpreter/interpreter_test_env.h"
 
 namespace pyfleet {
@@ -48,21 +51,16 @@ TEST(InterpreterTest, SysModulesAreDistinct) {
 // Each interpreter maps its own copy of torch._C and of libtorch_python (distinct
 // inodes), while libtorch_cpu is mapped once.
 TEST(InterpreterTest, EachInterpreterHasItsOwnTorchC) {
-  std::ifstream maps("/proc/self/maps");
-  std::set<std::string> torch_c, torch_python, torch_cpu;
-  std::string line;
-  while (std::getline(maps, line)) {
-    std::istringstream in(line);
-    std::string range, perms, offset, dev, inode, path;
-    in >> range >> perms >> offset >> dev >> inode;
-    std::getline(in, path);
-    const bool copy = path.find("/pyfleet-") != std::string::npos;  // in the loader's workspace
-    if (copy && path.find("-_C.cpython-311") != std::string::npos) torch_c.insert(inode);  // i<ID>-e<n>-_C...
-    if (copy && path.find("libtorch_python") != std::string::npos) torch_python.insert(inode);
-    if (path.find("libtorch_cpu.so") != std::string::npos) torch_cpu.insert(inode);
+  std::set<uint64_t> torch_c, torch_python, torch_cpu;
+  for (const testing::Mapping& m : testing::readMappings()) {
+    const bool copy = m.path.find("/pyfleet-") != std::string::npos;  // in the loader's workspace
+    if (copy && m.path.find("-_C.cpython-311") != std::string::npos) torch_c.insert(m.inode);  // i<ID>-e<n>-_C...
+    if (copy && m.path.find("libtorch_python") != std::string::npos) torch_python.insert(m.inode);
+    if (m.path.find("libtorch_cpu.so") != std::string::npos) torch_cpu.insert(m.inode);
   }
-  EXPECT_EQ(torch_c.size(), 2u);
-  EXPECT_EQ(torch_python.size(), 2u);
+  const size_t interpreters = InterpreterPool::Get().size();
+  EXPECT_EQ(torch_c.size(), interpreters);
+  EXPECT_EQ(torch_python.size(), interpreters);
   EXPECT_EQ(torch_cpu.size(), 1u);
 }
 
@@ -117,32 +115,46 @@ TEST(InterpreterTest, ExceptionCodesFollowTheExceptionType) {
 }
 
 TEST(InterpreterTest, SyntaxErrorAndSystemExitDoNotEndTheProcess) {
-  EXPECT_THROW(I(0).run("def broken(:\n"), Error);
+  try {
+    I(0).run("def broken(:\n", "<broken-module>");
+    FAIL() << "expected SyntaxError";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.pythonType(), "builtins.SyntaxError");
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kUnknown);
+    EXPECT_THAT(e.traceback(), HasSubstr("<broken-module>"));
+  }
   try {
     I(0).run("raise SystemExit(3)\n");
     FAIL() << "expected SystemExit";
   } catch (const Error& e) {
     EXPECT_EQ(e.pythonType(), "builtins.SystemExit");
+    EXPECT_EQ(std::string(e.status().message()), "[interpreter " + std::to_string(I(0).index()) + "] 3");
   }
   EXPECT_EQ(I(0).eval("40 + 2").toInt(), 42);
 }
 
 TEST(InterpreterTest, ExceptionInOneLeavesOthersWorking) {
-  EXPECT_THROW(I(0).run("raise RuntimeError('only here')\n"), Error);
+  try {
+    I(0).run("raise RuntimeError('only here')\n");
+    FAIL() << "expected RuntimeError";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.pythonType(), "builtins.RuntimeError");
+    EXPECT_EQ(std::string(e.status().message()), "[interpreter " + std::to_string(I(0).index()) + "] only here");
+  }
   EXPECT_EQ(I(1).eval("6 * 7").toInt(), 42);
   EXPECT_EQ(I(0).eval("6 * 7").toInt(), 42);
 }
 
 TEST(InterpreterTest, ValuesRoundTrip) {
   Obj identity = I(0).eval("lambda x: x");
-  EXPECT_TRUE(identity({Value()}).toValue().isNone());
+  EXPECT_TRUE(identity.call({Value()}).toValue().isNone());
   EXPECT_EQ(identity({true}).toBool(), true);
   EXPECT_EQ(identity({int64_t{1} << 40}).toInt(), int64_t{1} << 40);
   EXPECT_DOUBLE_EQ(identity({2.5}).toDouble(), 2.5);
   EXPECT_EQ(identity({std::string("héllo")}).toString(), "héllo");
-  EXPECT_EQ(identity({Bytes{std::string("a\0b", 3)}}).toValue().toBytes().data, std::string("a\0b", 3));
+  EXPECT_EQ(identity.call({Bytes{std::string("a\0b", 3)}}).toValue().toBytes().data, std::string("a\0b", 3));
   Obj kw = I(0).eval("lambda a, b=0: a - b");
-  EXPECT_EQ(kw({10}, {{"b", 3}}).toInt(), 7);
+  EXPECT_EQ(kw.call({10}, {{"b", 3}}).toInt(), 7);
 }
 
 TEST(InterpreterTest, UnsupportedConversionNamesThePythonType) {
@@ -153,7 +165,13 @@ TEST(InterpreterTest, UnsupportedConversionNamesThePythonType) {
     EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(std::string(e.status().message()), HasSubstr("'dict'"));
   }
-  EXPECT_THROW(I(0).eval("3").toValue().toString(), Error);
+  try {
+    I(0).eval("3").toValue().toString();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(e.status().message()), HasSubstr("expected a value of type str, got int"));
+  }
 }
 
 TEST(InterpreterTest, ObjOfAnotherInterpreterIsRejected) {
@@ -219,40 +237,43 @@ TEST(InterpreterTest, BrokenExtensionRaisesImportErrorNamingThePath) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.pythonType(), "builtins.ImportError");
-    EXPECT_THAT(std::string(e.status().message()), HasSubstr("pyfleet_broken_ext"));
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kNotFound);
+    EXPECT_THAT(std::string(e.status().message()), HasSubstr(PYFLEET_TEST_BINARY_DIR "/pyfleet_broken_ext"));
   }
   EXPECT_EQ(I(0).eval("2 ** 10").toInt(), 1024);
 }
 
-// Sum of AnonHugePages (kB) over this process's private anonymous mappings of exactly
-// `size_kb`: the interpreters' arena ranges (Note [Huge-page arenas for pymalloc]).
-long hugePagesInMappingsOfSize(long size_kb) {
-  std::ifstream smaps("/proc/self/smaps");
-  std::string line;
-  bool in_range = false;
-  long total = 0;
-  while (std::getline(smaps, line)) {
-    long kb = 0;
-    if (std::sscanf(line.c_str(), "Size: %ld kB", &kb) == 1) in_range = kb == size_kb;
-    if (in_range && std::sscanf(line.c_str(), "AnonHugePages: %ld kB", &kb) == 1) total += kb;
+// Note [Huge-page arenas for pymalloc]: pyfleet carves an interpreter's pymalloc arenas
+// from one range it advises MADV_HUGEPAGE. What pyfleet controls is the advice ("hg" in
+// the VmFlags of the mapping holding a small object); whether the kernel then backs it
+// with huge pages depends on the machine's THP settings, so that is only reported.
+TEST(InterpreterTest, SmallObjectsLiveInArenasAdvisedForHugePages) {
+  if (::access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0) {
+    GTEST_SKIP() << "kernel without transparent huge pages: madvise(MADV_HUGEPAGE) fails, arenas use plain pages";
   }
-  return total;
-}
-
-TEST(InterpreterTest, SmallObjectsLiveOnHugePagesWhereTheKernelAllowsThem) {
+  // 64 MB of small objects: pymalloc arenas, opened in 8 MiB steps of the range.
+  I(0).run("_arena_probe = [(i, i + 1) for i in range(1000000)]\n");
+  const std::vector<testing::Mapping> smaps = testing::readSmaps();
+  std::set<uintptr_t> arena_mappings;
+  uint64_t huge_kb = 0;  // over the mappings holding the probed objects
+  for (const char* which : {"0", "500000", "-1"}) {
+    // id() is the object's address in CPython; a 2-tuple (56 bytes) comes from pymalloc.
+    const int64_t address = I(0).eval(std::string("id(_arena_probe[") + which + "])").toInt();
+    const std::optional<testing::Mapping> m =
+        testing::mappingContaining(smaps, reinterpret_cast<const void*>(address));
+    ASSERT_TRUE(m.has_value()) << "no mapping holds the object at " << address;
+    EXPECT_TRUE(m->hasVmFlag("hg")) << "_arena_probe[" << which << "] lies in a mapping without MADV_HUGEPAGE: "
+                                    << std::hex << m->start << "-" << m->end << " " << m->perms;
+    EXPECT_EQ(m->perms, "rw-p");
+    EXPECT_EQ(m->path, "");  // anonymous
+    if (arena_mappings.insert(m->start).second && m->kb.count("AnonHugePages")) huge_kb += m->kb.at("AnonHugePages");
+  }
   std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
   std::string modes((std::istreambuf_iterator<char>(thp)), std::istreambuf_iterator<char>());
-  // 64 MB of small objects: pymalloc arenas, opened in 8 MiB steps of the 1 GiB range.
-  I(0).run("_arena_probe = [(i, i + 1) for i in range(1000000)]\n");
-  // The range is reserved PROT_NONE, so VMAs split at what is open; sum over the split parts
-  // by looking at the one readable, writable part that holds the arenas.
-  long huge = 0;
-  for (long mb = 8; mb <= 256; mb += 8) huge += hugePagesInMappingsOfSize(mb * 1024);
-  if (modes.find("[never]") != std::string::npos) {
-    EXPECT_EQ(huge, 0);  // no THP on this machine: plain pages, and everything still works
-  } else {
-    EXPECT_GE(huge, 16 * 1024) << "arenas are not on transparent huge pages (THP modes: " << modes << ")";
-  }
+  if (!modes.empty() && modes.back() == '\n') modes.pop_back();
+  std::printf("[   INFO   ] arena mapping: %llu kB on transparent huge pages (THP modes: %s)\n",
+              static_cast<unsigned long long>(huge_kb), modes.c_str());
+  RecordProperty("anon_huge_pages_kb", std::to_string(huge_kb));
   EXPECT_EQ(I(0).eval("len(_arena_probe)").toInt(), 1000000);
   I(0).run("del _arena_probe\n");
 }
@@ -262,15 +283,16 @@ TEST(InterpreterTest, InterpreterCopiesListNoLibraryTheHostAlreadyHasGlobally) {
   // interpreter library copies drop libtorch*, libc10, libstdc++ ... from DT_NEEDED, and
   // an extension copy (which needs its interpreter copy) does not walk LibTorch's tree.
   I(0).run("import json\n");
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
   std::set<std::string> copies;
-  while (std::getline(maps, line)) {
-    const size_t at = line.find('/');
-    const size_t end = line.find("-interpreter.so (deleted)");
-    if (at != std::string::npos && end != std::string::npos) copies.insert(line.substr(at, end + 15 - at));
+  for (const testing::Mapping& m : testing::readMappings()) {
+    const std::string file = m.file();
+    const std::string suffix = "-interpreter.so";
+    if (m.deleted() && file.size() > suffix.size() &&
+        file.compare(file.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      copies.insert(file);
+    }
   }
-  ASSERT_GE(copies.size(), 2u);
+  ASSERT_EQ(copies.size(), static_cast<size_t>(InterpreterPool::Get().size()));
   for (const std::string& path : copies) {
     void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);  // matched by name
     ASSERT_NE(handle, nullptr) << path;
@@ -325,9 +347,3 @@ TEST(InterpreterTest, ThreadsSharingOneInterpreterSerializeCorrectly) {
 
 }  // namespace
 }  // namespace pyfleet
-
-int main(int argc, char** argv) {
-  testing::InitGoogleTest(&argc, argv);
-  pyfleet::testing::InterpreterPool::Install(2);
-  return RUN_ALL_TESTS();
-}

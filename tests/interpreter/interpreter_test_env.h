@@ -1,12 +1,13 @@
 // File: interpreter_test_env.h
 //
 // One pool of interpreters per test binary (interpreters cannot be torn down and made
-// again cheaply; STYLE.md §7.6), created concurrently in SetUp by one thread each.
+// again cheaply; STYLE.md §7.6), created concurrently in SetUp by one thread each. The
+// binaries get their main() from pool_main.cpp, which installs the pool with the size
+// given on the command line (default 2); tests reach it through Get():
 //
-//   int main(int argc, char** argv) {
-//     testing::InitGoogleTest(&argc, argv);
-//     pyfleet::testing::InterpreterPool::Install(2);
-//     return RUN_ALL_TESTS();
+//   TEST(InterpreterTest, Something) {
+//     Interpreter& interp = pyfleet::testing::InterpreterPool::Get().at(0);
+//     EXPECT_EQ(interp.eval("6 * 7").toInt(), 42);
 //   }
 #pragma once
 

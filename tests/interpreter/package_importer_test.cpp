@@ -1,43 +1,41 @@
 // The C++ PackageImporter inside pyfleet interpreters, over a pyfleet::Package that
-// the host opened once: shared weights, modules, typed errors. Pool of 2 interpreters.
+// the host opened once: shared weights, modules, typed errors. Pool of 2 interpreters
+// (pool_main.cpp); packages from tests/fixtures (small.pt, broken/).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
 
-#include <fstream>
-#include <sstream>
+#include <stdlib.h>
+
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "tests/common/proc_maps.h"
 #include "tests/interpreter/interpreter_test_env.h"
 
 namespace pyfleet {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
 using testing::InterpreterPool;
 
 Interpreter& I(int i) { return InterpreterPool::Get().at(i); }
 std::string Fixture(const std::string& name) { return std::string(PYFLEET_FIXTURES_DIR) + "/" + name; }
 
-// The file mapped at `address` according to /proc/self/maps ("" if none).
-std::string MappedFileAt(const void* address) {
-  const auto a = reinterpret_cast<uintptr_t>(address);
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    std::istringstream in(line);
-    std::string range, perms, offset, dev, inode, path;
-    in >> range >> perms >> offset >> dev >> inode >> path;
-    const size_t dash = range.find('-');
-    if (a >= std::stoull(range.substr(0, dash), nullptr, 16) && a < std::stoull(range.substr(dash + 1), nullptr, 16)) {
-      return path;
-    }
-  }
-  return "";
+std::string RealPath(const std::string& path) {
+  char* resolved = ::realpath(path.c_str(), nullptr);
+  std::string out = resolved != nullptr ? resolved : path;
+  ::free(resolved);
+  return out;
 }
+
+// fixture_spec.HELLO_TEXT: small.pt's pf_demo/data/hello.txt.
+constexpr char kHelloText[] =
+    "Hello from a package \u2014 gr\u00fc\u00dfe, \u4f60\u597d, \U0001F600\nsecond line\n";
 
 TEST(PackageImporterInInterpreterTest, ImportedModuleRunsInEachInterpreter) {
   Package package = Package::open(Fixture("small.pt"));
@@ -45,7 +43,7 @@ TEST(PackageImporterInInterpreterTest, ImportedModuleRunsInEachInterpreter) {
     Obj importer = I(i).packageImporter(package);
     Obj maths = importer.attr("import_module")({"pf_demo.util.maths"});
     EXPECT_EQ(maths.attr("cube")({3}).toInt(), 27);
-    EXPECT_THAT(maths.attr("__name__").toString(), HasSubstr(">.pf_demo.util.maths"));  // <torch_package_N>
+    EXPECT_THAT(maths.attr("__name__").toString(), MatchesRegex("<torch_package_[0-9]+>\\.pf_demo\\.util\\.maths"));
   }
 }
 
@@ -58,7 +56,11 @@ TEST(PackageImporterInInterpreterTest, WeightsLoadedInTwoInterpretersShareOneSto
   }
   EXPECT_TRUE(at::equal(a[0], at::arange(16.0)));
   EXPECT_EQ(a[0].data_ptr(), a[1].data_ptr());  // one mapping, no copy per interpreter
-  EXPECT_THAT(MappedFileAt(a[0].data_ptr()), ::testing::EndsWith("/small.pt"));  // not even one copy
+  // Not even one copy: the bytes are the file's own mapping.
+  const std::optional<testing::Mapping> m = testing::mappingContaining(a[0].data_ptr());
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->path, RealPath(Fixture("small.pt")));
+  EXPECT_GE(testing::bytesMappedFrom(Fixture("small.pt")), static_cast<uint64_t>(a[0].nbytes()));
 }
 
 // The one archive serves both interpreters' loads at the same time.
@@ -105,7 +107,7 @@ TEST(PackageImporterInInterpreterTest, CopyStoragesGivesAPrivateCopy) {
   Package package = Package::open(Fixture("small.pt"));
   Obj importer = I(0).packageImporter(package);
   at::Tensor shared = importer.attr("load_pickle")({"pf_demo.data", "tensors.pkl"}).item({"a"}).toTensor();
-  at::Tensor copied = importer.attr("load_pickle")({"pf_demo.data", "tensors.pkl"}, {{"copy_storages", true}})
+  at::Tensor copied = importer.attr("load_pickle").call({"pf_demo.data", "tensors.pkl"}, {{"copy_storages", true}})
                           .item({"a"})
                           .toTensor();
   EXPECT_NE(copied.data_ptr(), shared.data_ptr());
@@ -115,33 +117,51 @@ TEST(PackageImporterInInterpreterTest, CopyStoragesGivesAPrivateCopy) {
 TEST(PackageImporterInInterpreterTest, ReadingTextAndMissingRecords) {
   Package package = Package::open(Fixture("small.pt"));
   Obj importer = I(1).packageImporter(package);
-  EXPECT_FALSE(importer.attr("load_text")({"pf_demo.data", "hello.txt"}).toString().empty());
+  EXPECT_EQ(importer.attr("load_text")({"pf_demo.data", "hello.txt"}).toString(), kHelloText);
   try {
     importer.attr("load_binary")({"pf_demo.data", "no_such_record.bin"});
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_THAT(std::string(e.status().message()), HasSubstr("no_such_record.bin"));
-    EXPECT_FALSE(e.pythonType().empty());
+    // torch's PyTorchFileReader wording, as RuntimeError (what the stock importer raises).
+    EXPECT_EQ(e.pythonType(), "builtins.RuntimeError");
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kUnknown);
+    EXPECT_THAT(std::string(e.status().message()),
+                HasSubstr("PytorchStreamReader failed locating file pf_demo/data/no_such_record.bin: file not found"));
   }
   EXPECT_EQ(I(1).eval("1 + 1").toInt(), 2);
 }
 
+// Package::open's contract (package.h): NOT_FOUND for a missing file, INVALID_ARGUMENT or
+// DATA_LOSS for a corrupt archive, the message naming the file and what is wrong.
 TEST(PackageImporterInInterpreterTest, CorruptArchivesAreTypedErrorsNamingTheFile) {
-  for (const char* name : {"truncated_half.pt", "not_a_zip.pt", "empty_file.pt", "record_dotdot.pt"}) {
-    const std::string path = Fixture(std::string("broken/") + name);
+  struct Case {
+    const char* file;
+    absl::StatusCode code;
+    const char* what;
+  };
+  const Case cases[] = {
+      {"broken/truncated_half.pt", absl::StatusCode::kInvalidArgument,
+       "PytorchStreamReader failed reading zip archive: failed finding central directory"},
+      {"broken/not_a_zip.pt", absl::StatusCode::kInvalidArgument,
+       "PytorchStreamReader failed reading zip archive: failed finding central directory"},
+      {"broken/empty_file.pt", absl::StatusCode::kInvalidArgument,
+       "PytorchStreamReader failed reading zip archive: not a ZIP archive"},
+      {"broken/record_dotdot.pt", absl::StatusCode::kInvalidArgument,
+       "record 'record_dotdot/../pf_evil.py' has an unsafe name"},
+      {"broken/stored_size_past_end.pt", absl::StatusCode::kDataLoss, "extends beyond the end of the archive"},
+      {"does_not_exist.pt", absl::StatusCode::kNotFound, "open file failed because of errno 2 on fopen"},
+  };
+  for (const Case& c : cases) {
+    const std::string path = Fixture(c.file);
     try {
       Package::open(path);
-      ADD_FAILURE() << name << " opened";
+      ADD_FAILURE() << c.file << " opened";
     } catch (const Error& e) {
-      EXPECT_NE(e.status().code(), absl::StatusCode::kOk);
-      EXPECT_THAT(std::string(e.status().message()), HasSubstr(name)) << e.what();
+      EXPECT_EQ(e.status().code(), c.code) << e.what();
+      EXPECT_THAT(std::string(e.status().message()), HasSubstr(path)) << c.file;
+      EXPECT_THAT(std::string(e.status().message()), HasSubstr(c.what)) << c.file;
+      EXPECT_EQ(e.pythonType(), "");  // the host's own error, not a Python one
     }
-  }
-  try {
-    Package::open(Fixture("does_not_exist.pt"));
-    ADD_FAILURE();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.status().code(), absl::StatusCode::kNotFound) << e.what();
   }
 }
 
@@ -151,16 +171,15 @@ TEST(PackageImporterInInterpreterTest, CrcMismatchSurfacesWhenTheRecordIsRead) {
     I(0).packageImporter(package).attr("load_pickle")({"pf_demo.data", "tensors.pkl"});
     FAIL() << "expected a CRC error";
   } catch (const Error& e) {
-    EXPECT_THAT(e.what(), HasSubstr("crc_mismatch_storage.pt"));
+    // The archive's DATA_LOSS reaches Python as torch's RuntimeError, and the host as
+    // that Python error.
+    EXPECT_EQ(e.pythonType(), "builtins.RuntimeError");
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kUnknown);
+    EXPECT_THAT(std::string(e.status().message()), HasSubstr(Fixture("broken/crc_mismatch_storage.pt")));
+    EXPECT_THAT(std::string(e.status().message()), HasSubstr("record '.data/0.storage': CRC-32 check failed"));
   }
   EXPECT_EQ(I(0).eval("2 * 21").toInt(), 42);
 }
 
 }  // namespace
 }  // namespace pyfleet
-
-int main(int argc, char** argv) {
-  testing::InitGoogleTest(&argc, argv);
-  pyfleet::testing::InterpreterPool::Install(2);
-  return RUN_ALL_TESTS();
-}

@@ -19,6 +19,7 @@
 
 #include "pyfleet/error.h"
 #include "pyfleet/export.h"
+#include "pyfleet/interpreter_session.h"
 #include "pyfleet/native_libraries.h"
 #include "pyfleet/obj.h"
 #include "pyfleet/package.h"
@@ -59,6 +60,10 @@ class PYFLEET_API Interpreter {
   ~Interpreter();
   Interpreter(const Interpreter&) = delete;
   Interpreter& operator=(const Interpreter&) = delete;
+  // Movable (InterpreterManager keeps its interpreters in one array); a moved-from
+  // Interpreter may only be destroyed.
+  Interpreter(Interpreter&& other) noexcept = default;
+  Interpreter& operator=(Interpreter&&) = delete;
 
   int index() const;
   // Executes `code` in __main__.
@@ -73,11 +78,18 @@ class PYFLEET_API Interpreter {
   Obj toObj(const Value& value);
   // A PackageImporter (the C++ importer, used like torch.package.PackageImporter) over
   // `package` in this interpreter. Storages it loads alias the package's one mapping;
-  // see Note [Shared weights and in-place writes] in package.h.
+  // see the in-place write paragraph of package.h.
   Obj packageImporter(const Package& package);
   // Forgets the calling thread's persistent thread state for this interpreter; call it
   // from a thread about to exit after using the interpreter.
   void detachThread();
+
+  // Interpreter::acquireSession()
+  //
+  // A session on this interpreter (torch::deploy's name). For an interpreter of an
+  // InterpreterManager the session can also replicate objects; a standalone one's
+  // cannot (FAILED_PRECONDITION). Not counted by the load balancer.
+  InterpreterSession acquireSession() const;
 
  private:
   friend struct internal::Access;

@@ -1,11 +1,18 @@
 // File: obj.h
 //
 // pyfleet::Obj: a strong reference to a Python object living in one interpreter. The
-// host never sees a PyObject*: it holds an Obj and calls through it.
+// host never sees a PyObject*: it holds an Obj and calls through it (torch::deploy's
+// Obj, with the same calls).
 //
 //   pyfleet::Obj json = interp->import("json");
-//   pyfleet::Obj text = json.attr("dumps")({pyfleet::Value(3)});
-//   std::string s = text.toString();                       // "3"
+//   std::string s = json.attr("dumps")({at::IValue(3)}).toIValue().toStringRef();  // "3"
+//   at::Tensor y = model({at::ones({2, 3})}).toIValue().toTensor();
+//   pyfleet::Obj r = fn.callKwargs({x}, {{"dim", 1}});
+//   bytes_fn.call({pyfleet::Bytes{"\x00\x01"}});   // Values, for what IValue lacks
+//
+// Arguments and results cross as at::IValue (tensors without copies; tuples, lists and
+// dicts in one crossing, see Note [IValue bridge] in runtime/src/ivalue_bridge.h) or as
+// pyfleet::Value. Python bytes become an IValue string.
 //
 // Copies share the reference; the object is released (under its interpreter's GIL) when
 // the last copy goes. An Obj lives as long as it is referenced, even past its
@@ -21,6 +28,11 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <ATen/core/ivalue.h>
+#include <c10/util/ArrayRef.h>
+
+#include <unordered_map>
 
 #include "pyfleet/export.h"
 #include "pyfleet/value.h"
@@ -52,15 +64,37 @@ class PYFLEET_API Obj {
   // getattr(self, name).
   Obj attr(std::string_view name) const;
 
+  // Obj::hasattr()
+  //
+  // hasattr(self, name).
+  bool hasattr(std::string_view name) const;
+
+  // Obj::operator()
+  //
+  // self(*args). Obj arguments must live in this object's interpreter (INVALID_ARGUMENT
+  // naming both interpreters otherwise).
+  Obj operator()() const;
+  Obj operator()(at::ArrayRef<c10::IValue> args) const;
+  Obj operator()(at::ArrayRef<Obj> args) const;
+
+  // Obj::callKwargs()
+  //
+  // self(*args, **kwargs) and self(**kwargs).
+  Obj callKwargs(std::vector<c10::IValue> args, std::unordered_map<std::string, c10::IValue> kwargs) const;
+  Obj callKwargs(std::unordered_map<std::string, c10::IValue> kwargs) const;
+
   // Obj::call()
   //
-  // self(*args, **kwargs).
+  // self(*args, **kwargs) with pyfleet::Values (bytes, Objs, scalars, tensors).
   Obj call(const std::vector<Value>& args = {},
            const std::vector<std::pair<std::string, Value>>& kwargs = {}) const;
-  Obj operator()(const std::vector<Value>& args = {},
-                 const std::vector<std::pair<std::string, Value>>& kwargs = {}) const {
-    return call(args, kwargs);
-  }
+
+  // Obj::toIValue()
+  //
+  // The object as an IValue: None, bool, int, float, str (and bytes), torch.Tensor, and
+  // tuples, lists and dicts of them, nested. Anything else is INVALID_ARGUMENT naming
+  // the Python type and where it sits ("result[1]['aux']").
+  c10::IValue toIValue() const;
 
   // Obj::item()
   //
@@ -90,6 +124,8 @@ class PYFLEET_API Obj {
       : core_(std::move(core)), obj_(obj) {}
   // Throws FAILED_PRECONDITION if empty.
   void checkNotEmpty(const char* operation) const;
+  Obj callIValues(const c10::IValue* args, size_t nargs,
+                  const std::unordered_map<std::string, c10::IValue>* kwargs) const;
 
   std::shared_ptr<internal::InterpreterCore> core_;
   void* obj_ = nullptr;  // a PyfleetObj*, a strong reference; nullptr when empty

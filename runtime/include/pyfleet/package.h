@@ -4,29 +4,39 @@
 // every interpreter. Stored records (tensor storages above all) are served from one
 // mapping of the file, so a weight loaded in N interpreters occupies memory once.
 //
-//   pyfleet::Package package = pyfleet::Package::open("resnet.pt");
-//   pyfleet::Obj importer = interp->packageImporter(package);
-//   pyfleet::Obj model = importer.attr("load_pickle")({"model", "model.pkl"});
+//   pyfleet::Package package = manager.loadPackage("resnet.pt");
+//   pyfleet::ReplicatedObj model = package.loadPickle("model", "model.pkl");
+//   std::string notes = package.loadText("model", "notes.txt");
 //
-// Note [Shared weights and in-place writes]
-// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-// The mapping is private and writable (copy-on-write): a write never reaches the file,
-// and an in-place op on a loaded weight works instead of faulting. Because every
-// interpreter's importer of one Package sees the same mapping, such a write is visible
-// to every load of that record in the process, in every interpreter, from then on (the
-// pages written become private to the process). Models that mutate weights in place
-// (BatchNorm statistics in train mode, `p.add_()`) should load with
-// `load_pickle(..., copy_storages=True)`, which gives that load private copies.
+//   pyfleet::Package p = pyfleet::Package::open("resnet.pt");   // no manager: the
+//   pyfleet::Obj importer = interp->packageImporter(p);           // low-level API
+//
+// Note [One archive per file per process]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// InterpreterManager::loadPackage shares a process-wide registry of the archives open
+// now, keyed by the file's identity (device, inode, size, mtime): the same file loaded
+// twice, under any path, by any manager, is one archive and one mapping, as long as one
+// Package of it is alive. A file replaced on disk is a new file. Package::open, the
+// low-level way in, always opens an archive of its own.
+//
+// In-place writes to loaded weights never reach the file, and every later load of the
+// same Package in the process (any interpreter) sees them: models that mutate their
+// weights load with `load_pickle(..., copy_storages=True)`. The full statement: Note
+// [Who sees an in-place write to a loaded weight] in interpreter/archive/package_archive.h.
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "pyfleet/export.h"
+#include "pyfleet/interpreter_session.h"
+#include "pyfleet/obj.h"
+#include "pyfleet/replicated_obj.h"
 
 namespace pyfleet {
 
 namespace internal {
+class ManagerState;
 class PackageArchive;
 struct Access;
 }  // namespace internal
@@ -35,7 +45,8 @@ class PYFLEET_API Package {
  public:
   // Package::open()
   //
-  // Opens and indexes the archive at `path` (torch.package ZIP, ZIP64 too). Throws
+  // Opens and indexes the archive at `path` (torch.package ZIP, ZIP64 too), a new
+  // archive of its own (see the Note; InterpreterManager::loadPackage shares). Throws
   // pyfleet::Error: NOT_FOUND for a missing file, DATA_LOSS or INVALID_ARGUMENT for a
   // corrupt or truncated archive, with the path and what is wrong.
   static Package open(const std::string& path);
@@ -45,10 +56,41 @@ class PYFLEET_API Package {
   // Number of records.
   size_t recordCount() const;
 
+  // The calls below need a package from InterpreterManager::loadPackage (one from
+  // Package::open has no interpreters: FAILED_PRECONDITION).
+
+  // Package::loadPickle()
+  //
+  // The object `importer.load_pickle(module, file)` gives, replicated: each interpreter
+  // loads its copy from the archive on first use, its storages aliasing the one mapping.
+  // The first load happens here, so a missing record or a bad pickle fails now.
+  ReplicatedObj loadPickle(const std::string& module, const std::string& file);
+
+  // Package::loadText() / loadBinary()
+  //
+  // `importer.load_text(module, file)` / `load_binary(...)`: a resource's text (UTF-8)
+  // or bytes.
+  std::string loadText(const std::string& module, const std::string& file);
+  std::string loadBinary(const std::string& module, const std::string& file);
+
+  // Package::acquireSession()
+  //
+  // A session on a free interpreter whose `self` is this package's importer there.
+  InterpreterSession acquireSession();
+
+  // Package::createMovable()
+  //
+  // As InterpreterManager::createMovable; objects of this package's code replicate.
+  ReplicatedObj createMovable(Obj obj, InterpreterSession* session);
+
  private:
   friend struct internal::Access;
-  explicit Package(std::shared_ptr<const internal::PackageArchive> archive) : archive_(std::move(archive)) {}
+  Package(std::shared_ptr<const internal::PackageArchive> archive, std::shared_ptr<internal::ManagerState> manager)
+      : archive_(std::move(archive)), manager_(std::move(manager)) {}
+  internal::ManagerState& manager(const char* operation) const;
+
   std::shared_ptr<const internal::PackageArchive> archive_;
+  std::shared_ptr<internal::ManagerState> manager_;  // null for Package::open
 };
 
 }  // namespace pyfleet

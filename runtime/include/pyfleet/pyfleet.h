@@ -4,16 +4,27 @@
 //
 //   #include <pyfleet/pyfleet.h>
 //
-//   auto libs = pyfleet::NativeLibraries::create();
-//   auto interp = pyfleet::Interpreter::create(libs);
-//   pyfleet::Package package = pyfleet::Package::open("model.pt");
-//   pyfleet::Obj model = interp->packageImporter(package).attr("load_pickle")({"model", "model.pkl"});
-//   at::Tensor y = model({at::ones({1, 3})}).toTensor();
+//   pyfleet::InterpreterManager manager(4);
+//   pyfleet::Package package = manager.loadPackage("model.pt");
+//   pyfleet::ReplicatedObj model = package.loadPickle("model", "model.pkl");
+//   at::Tensor y = model({at::ones({1, 3})}).toTensor();       // from any thread
+//
+// Lower level, one interpreter at a time:
+//
+//   auto interp = pyfleet::Interpreter::create(pyfleet::NativeLibraries::create());
+//   pyfleet::Obj importer = interp->packageImporter(pyfleet::Package::open("model.pt"));
 #pragma once
 
+#include "pyfleet/call_options.h"
+#include "pyfleet/environment.h"
 #include "pyfleet/error.h"
 #include "pyfleet/interpreter.h"
+#include "pyfleet/interpreter_manager.h"
+#include "pyfleet/interpreter_session.h"
+#include "pyfleet/metrics.h"
 #include "pyfleet/native_libraries.h"
 #include "pyfleet/obj.h"
 #include "pyfleet/package.h"
+#include "pyfleet/python_method_wrapper.h"
+#include "pyfleet/replicated_obj.h"
 #include "pyfleet/value.h"

@@ -1,0 +1,93 @@
+// File: dispatcher.h
+//
+// Dispatcher: the asynchronous side of a manager (ReplicatedObj::submit). A bounded
+// queue, worker threads that take calls from it and run each on a free interpreter, and
+// a watcher thread that enforces deadlines and cancellation (Note [Deadlines and
+// interruption] in pyfleet/call_options.h).
+//
+//   dispatcher.submit(impl, {x}, {}, options, [](CallResult r) { ... });  // or throws
+//
+// Every call completes exactly once: with its result (a worker), or with
+// DEADLINE_EXCEEDED / CANCELLED (the watcher, on time, even while it still runs), or
+// with CANCELLED at shutdown. Lock order: mu_ -> an interpreter's GIL (the watcher
+// interrupts a running call under mu_, so that the worker cannot start another call on
+// that thread meanwhile); workers never hold mu_ while running a call.
+#pragma once
+
+#include <pthread.h>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "pyfleet/call_options.h"
+#include "pyfleet/replicated_obj.h"
+
+namespace pyfleet::internal {
+
+class ManagerState;
+class ReplicatedObjImpl;
+
+class Dispatcher {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `manager` outlives the dispatcher (it owns it; shutdown() runs before it goes).
+  Dispatcher(ManagerState* manager, size_t workers, size_t max_queue);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Dispatcher::submit()
+  //
+  // Queues self(*args, **kwargs) of `target`; `done` runs once with the outcome.
+  // Throws pyfleet::Error RESOURCE_EXHAUSTED when max_queue calls wait already, and
+  // FAILED_PRECONDITION after shutdown().
+  void submit(std::shared_ptr<const ReplicatedObjImpl> target, std::vector<c10::IValue> args,
+              std::unordered_map<std::string, c10::IValue> kwargs, const CallOptions& options,
+              std::function<void(CallResult)> done);
+
+  // Fails every queued call with CANCELLED, lets running ones finish, joins the threads.
+  // Idempotent.
+  void shutdown();
+
+ private:
+  struct Call;
+  // A call the watcher completes, outside mu_.
+  struct Finished {
+    std::shared_ptr<Call> call;
+    CallResult result;
+    bool never_ran;
+  };
+  void workerLoop();
+  void watchLoop();
+  // Runs `call` on a free interpreter, unless it completed meanwhile.
+  void run(const std::shared_ptr<Call>& call);
+  // Expires, cancels and interrupts; adds the calls to complete (outside mu_) to `done`
+  // and returns when to look again.
+  Clock::time_point watchOnce(Clock::time_point now, std::vector<Finished>& done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void interruptLocked(Call& call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  ManagerState* const manager_;
+  const size_t max_queue_;
+
+  absl::Mutex mu_;
+  absl::CondVar work_cv_;   // a call was queued, or shutdown
+  absl::CondVar watch_cv_;  // a deadline or a cancellation to watch, or shutdown
+  std::deque<std::shared_ptr<Call>> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<Call>> running_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex join_mu_;  // serializes shutdown()
+  std::vector<std::thread> workers_;
+  std::thread watcher_;
+};
+
+}  // namespace pyfleet::internal
