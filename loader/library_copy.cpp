@@ -35,6 +35,15 @@ namespace pyfleet::internal {
 namespace {
 
 
+// PosixError with the errno's symbolic name as well: "...: No space left on device
+// (ENOSPC)". Start-up errors about the copy directory say exactly what the system said.
+absl::Status CopyDirError(int err, absl::string_view what) {
+  absl::Status status = PosixError(err, what);
+  const char* name = ::strerrorname_np(err);
+  return absl::Status(status.code(), absl::StrCat(status.message(), " (", name != nullptr ? name : "errno", " ",
+                                                  err, ")"));
+}
+
 int removeEntry(const char* path, const struct stat*, int, struct FTW*) {
   ::remove(path);
   return 0;  // keep going: remove as much as possible
@@ -68,7 +77,7 @@ absl::Status copyFileInto(int in, uint64_t size, int out, const std::string& pat
     if (n == 0 || errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) {
       break;  // fall back to pread/pwrite below
     }
-    return PosixError(errno, absl::StrCat("copying into ", path));
+    return CopyDirError(errno, absl::StrCat("copying into ", path));
   }
   // copy_file_range refuses some pairs of file systems (ext4 to tmpfs on current
   // kernels): sendfile still copies in the kernel, from any regular file.
@@ -103,7 +112,7 @@ absl::Status writeFileAt(int fd, absl::string_view data, uint64_t offset,
     const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return PosixError(errno, absl::StrCat("writing ", path));
+      return CopyDirError(errno, absl::StrCat("writing ", path));
     }
     data.remove_prefix(static_cast<size_t>(n));
     offset += static_cast<uint64_t>(n);
@@ -112,15 +121,16 @@ absl::Status writeFileAt(int fd, absl::string_view data, uint64_t offset,
 }
 
 absl::StatusOr<std::unique_ptr<LibraryWorkspace>> LibraryWorkspace::create(std::string temp_root) {
-  if (temp_root.empty()) temp_root = defaultTempRoot();
-  const std::string requested = absl::StrCat(temp_root, "/pyfleet-XXXXXX");
+  TempRoot root = temp_root.empty() ? chooseTempRoot() : TempRoot{std::move(temp_root), "given by the caller"};
+  const std::string requested = absl::StrCat(root.path, "/pyfleet-XXXXXX");
   std::string pattern = requested;  // mkdtemp overwrites the Xs, even when it fails
   if (::mkdtemp(pattern.data()) == nullptr) {
-    return PosixError(errno, absl::StrCat("creating a private directory ", requested));
+    const int err = errno;
+    return AnnotateStatus(CopyDirError(err, absl::StrCat("creating a private directory ", requested)), root);
   }
-  std::unique_ptr<LibraryWorkspace> ws(new LibraryWorkspace(pattern));  // owns it from here
+  std::unique_ptr<LibraryWorkspace> ws(new LibraryWorkspace(pattern, root));  // owns it from here
   char* canonical = ::realpath(pattern.c_str(), nullptr);
-  if (canonical == nullptr) return PosixError(errno, absl::StrCat("resolving ", pattern));
+  if (canonical == nullptr) return ws->annotate(CopyDirError(errno, absl::StrCat("resolving ", pattern)));
   ws->path_ = canonical;
   ::free(canonical);
   // See Note [Workspace exists only during loads]: the name is reserved, the directory
@@ -138,16 +148,38 @@ bool LibraryWorkspace::isRoomyTmpfs(const char* dir, uint64_t min_free_bytes) {
   return static_cast<uint64_t>(fs.f_bavail) * static_cast<uint64_t>(fs.f_bsize) >= min_free_bytes;
 }
 
-std::string LibraryWorkspace::defaultTempRoot() {
+std::string LibraryWorkspace::defaultTempRoot() { return chooseTempRoot().path; }
+
+LibraryWorkspace::TempRoot LibraryWorkspace::chooseTempRoot() {
   auto env = [](const char* name) -> std::string {
     const char* value = ::getenv(name);
     return value != nullptr ? value : "";
   };
-  if (std::string root = env("PYFLEET_TMPDIR"); !root.empty()) return root;
-  if (isRoomyTmpfs("/dev/shm", kMinInMemoryRootBytes)) return "/dev/shm";  // Note [Copies live in memory]
-  if (std::string root = env("TMPDIR"); !root.empty()) return root;
-  return "/tmp";
+  if (std::string root = env("PYFLEET_TMPDIR"); !root.empty()) return {root, "from $PYFLEET_TMPDIR"};
+  if (isRoomyTmpfs("/dev/shm", kMinInMemoryRootBytes)) {
+    return {"/dev/shm", "the default; set PYFLEET_TMPDIR to choose another"};  // Note [Copies live in memory]
+  }
+  if (std::string root = env("TMPDIR"); !root.empty()) {
+    return {root, "from $TMPDIR; set PYFLEET_TMPDIR to choose another"};
+  }
+  return {"/tmp", "the default; set PYFLEET_TMPDIR to choose another"};
 }
+
+absl::Status LibraryWorkspace::AnnotateStatus(const absl::Status& status, const TempRoot& root) {
+  if (status.ok()) return status;
+  std::string note = absl::StrCat(" [library copies are written under ", root.path, ", ", root.origin);
+  // A copy in a noexec mount cannot map its code: dlopen says only "failed to map segment".
+  struct statvfs fs;
+  if (::statvfs(root.path.c_str(), &fs) == 0 && (fs.f_flag & ST_NOEXEC) != 0) {
+    absl::StrAppend(&note, "; that file system is mounted noexec, which library copies cannot run from");
+  }
+  absl::StrAppend(&note, "]");
+  absl::Status annotated(status.code(), absl::StrCat(status.message(), note));
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) { annotated.SetPayload(url, payload); });
+  return annotated;
+}
+
+absl::Status LibraryWorkspace::annotate(const absl::Status& status) const { return AnnotateStatus(status, root_); }
 
 LibraryWorkspace::~LibraryWorkspace() {
   ::nftw(path_.c_str(), removeEntry, 16, FTW_DEPTH | FTW_PHYS);
@@ -168,7 +200,7 @@ absl::StatusOr<int> LibraryWorkspace::createFile(absl::string_view name, std::st
     return absl::AlreadyExistsError(absl::StrCat("an object is already loaded as ", path));
   }
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
-  if (fd < 0) return PosixError(errno, absl::StrCat("creating ", path));
+  if (fd < 0) return CopyDirError(errno, absl::StrCat("creating ", path));
   return fd;
 }
 
@@ -188,7 +220,7 @@ absl::StatusOr<void*> LibraryWorkspace::openAndUnlink(const std::string& path) c
 absl::Status LibraryWorkspace::beginLoad() const {
   absl::MutexLock lock(&mu_);
   if (loads_in_progress_ == 0 && ::mkdir(path_.c_str(), 0700) != 0) {
-    if (errno != EEXIST) return PosixError(errno, absl::StrCat("creating ", path_));
+    if (errno != EEXIST) return CopyDirError(errno, absl::StrCat("creating ", path_));
     struct stat st;
     if (::lstat(path_.c_str(), &st) != 0) return PosixError(errno, absl::StrCat("stat of ", path_));
     if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 0777) != 0700) {
@@ -211,6 +243,13 @@ absl::StatusOr<void*> LibraryWorkspace::loadWith(absl::string_view name, FileWri
 
 absl::StatusOr<void*> LibraryWorkspace::loadWith(absl::string_view name, FileWriter write,
                                                  AfterLoad after_load) const {
+  absl::StatusOr<void*> handle = loadWithUnannotated(name, write, after_load);
+  if (!handle.ok()) return annotate(handle.status());
+  return handle;
+}
+
+absl::StatusOr<void*> LibraryWorkspace::loadWithUnannotated(absl::string_view name, FileWriter write,
+                                                            AfterLoad after_load) const {
   PYFLEET_RETURN_IF_ERROR(beginLoad());
   absl::Cleanup end_load = [this] { endLoad(); };
   std::string path;

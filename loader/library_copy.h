@@ -71,6 +71,19 @@
 // holes (releaseSharedPages). What stays is what the copy still maps: its first
 // segment (headers, .dynsym, .dynstr) and its writable data.
 //
+// Note [Start-up errors name the copy directory]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// The copy directory is the one thing an operator sets up for pyfleet, and it fails in
+// ordinary ways: PYFLEET_TMPDIR names a read-only or missing place, a path under a file,
+// a full or too small tmpfs, a noexec mount. Every error of create() and of a load
+// (creating the directory or a copy, writing it, dlopen) therefore ends with the root
+// and where it came from, e.g. "writing /mnt/small/pyfleet-Ab12Cd/i00000000-
+// interpreter.so: No space left on device (ENOSPC 28) [library copies are written under
+// /mnt/small, from $PYFLEET_TMPDIR]", plus a word about noexec when the root is mounted
+// so. An interpreter's start then fails with that pyfleet::Error (an extension copy's
+// failure inside `import torch` reaches the host as the ImportError's message). Tested
+// in tests/faults/library_dir_test.cpp.
+//
 // Note [Workspace exists only during loads]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // A serving process usually keeps its interpreters (and so this workspace) until exit,
@@ -101,7 +114,8 @@ class LibraryWorkspace {
   // Makes a private directory "pyfleet-XXXXXX" (mode 0700) under `temp_root`; "" means
   // defaultTempRoot(). The path is made absolute and canonical
   // (it is embedded in DT_NEEDED names that must match exactly). Errors: the errno of
-  // mkdtemp/realpath as an absl status naming the directory.
+  // mkdtemp/realpath as an absl status naming the directory, the errno's text and name,
+  // and where the root came from (see Note [Start-up errors name the copy directory]).
   static absl::StatusOr<std::unique_ptr<LibraryWorkspace>> create(std::string temp_root = "");
 
   // Removes the directory and everything in it. Never throws; failures are ignored.
@@ -113,6 +127,13 @@ class LibraryWorkspace {
   // empty; else /dev/shm when isRoomyTmpfs("/dev/shm", kMinInMemoryRootBytes) (see Note
   // [Copies live in memory]); else $TMPDIR; else /tmp.
   static std::string defaultTempRoot();
+
+  // Where the copy directory goes and why (for messages: "from $PYFLEET_TMPDIR").
+  struct TempRoot {
+    std::string path;
+    std::string origin;
+  };
+  static TempRoot chooseTempRoot();
 
   // Whether `dir` is a tmpfs directory, not mounted noexec, this process may write to
   // with at least `min_free_bytes` available. A container's small /dev/shm (Docker's default is 64 MB;
@@ -160,7 +181,12 @@ class LibraryWorkspace {
   absl::StatusOr<void*> loadWith(absl::string_view name, FileWriter write, AfterLoad after_load) const;
 
  private:
-  explicit LibraryWorkspace(std::string path) : path_(std::move(path)) {}
+  LibraryWorkspace(std::string path, TempRoot root) : path_(std::move(path)), root_(std::move(root)) {}
+  // `status` (if not OK) with the root and its origin appended; see Note [Start-up
+  // errors name the copy directory].
+  static absl::Status AnnotateStatus(const absl::Status& status, const TempRoot& root);
+  absl::Status annotate(const absl::Status& status) const;
+  absl::StatusOr<void*> loadWithUnannotated(absl::string_view name, FileWriter write, AfterLoad after_load) const;
   // Creates pathOf(name) exclusively, unless an object is loaded by that path already;
   // returns the fd and the path.
   absl::StatusOr<int> createFile(absl::string_view name, std::string& path) const;
@@ -171,6 +197,7 @@ class LibraryWorkspace {
   absl::Status beginLoad() const;
   void endLoad() const;
   std::string path_;
+  TempRoot root_;
   mutable absl::Mutex mu_;
   mutable int loads_in_progress_ ABSL_GUARDED_BY(mu_) = 0;
 };

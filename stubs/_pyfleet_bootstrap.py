@@ -15,6 +15,8 @@ It does what the C++ side would otherwise do in raw strings:
 
   * re-points ctypes.pythonapi at this interpreter's own library copy.
     See Note [ctypes.pythonapi] below.
+  * lets torch.ops.load_library load operator libraries again (torchvision's).
+    See Note [Operator libraries load once per process] below.
   * holds the exception class the ABI's interrupt raises (_DeadlineExceeded).
 """
 
@@ -28,6 +30,30 @@ from importlib import machinery
 # Py* symbol (each interpreter's CPython lives in its own private library copy), so
 # ctypes.pythonapi.Py_IncRef would fail or, worse, bind to another interpreter. We patch
 # ctypes right after it is first imported, so that importing ctypes stays lazy.
+
+
+# Note [Operator libraries load once per process]
+# ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+# torch 1.13 makes torch.ops.load_library a no-op when sys.executable is "torch_deploy"
+# (which pyfleet sets: Note [sys.executable is "torch_deploy"] in
+# interpreter/src/lifecycle.cpp), so a library of custom operators never registers them
+# and `import torchvision` fails ("'_OpNamespace' 'torchvision' object has no attribute
+# '_cuda_version'"). In pyfleet every interpreter shares the ONE process-wide LibTorch
+# dispatcher: a library loaded once registers its operators for all interpreters, and
+# the next interpreter's dlopen of the same path returns the loaded library without
+# running its registrations again. So load_library does what stock torch does. A library
+# that needs CPython symbols (an extension module) cannot load this way (the host exports
+# none): such a library is imported, not loaded.
+
+
+def _load_operator_library(self, path):
+    import ctypes
+    import torch
+
+    path = torch._utils_internal.resolve_library_path(path)
+    with torch._ops.dl_open_guard():
+        ctypes.CDLL(path)
+    self.loaded_libraries.add(path)
 
 
 class _InjectedSourceLoader:
@@ -76,19 +102,26 @@ class _PyfleetFinder:
                 spec.submodule_search_locations = []
             return spec
         if fullname == "ctypes" and self._library_path:
-            return self._ctypes_spec(path, target)
+            library_path = self._library_path
+            return self._patched_spec(fullname, path, target,
+                                      lambda ctypes: setattr(ctypes, "pythonapi", ctypes.PyDLL(library_path)))
+        if fullname == "torch._ops":
+            return self._patched_spec(fullname, path, target,
+                                      lambda ops: setattr(ops._Ops, "load_library", _load_operator_library))
         return None
 
-    def _ctypes_spec(self, path, target):
-        spec = machinery.PathFinder.find_spec("ctypes", path, target)
+    @staticmethod
+    def _patched_spec(fullname, path, target, patch):
+        """The spec the path finders give `fullname`, whose module gets `patch(module)`
+        right after it executes (so the import itself stays as lazy as it was)."""
+        spec = machinery.PathFinder.find_spec(fullname, path, target)
         if spec is None or spec.loader is None:
             return spec
         original_exec = spec.loader.exec_module
-        library_path = self._library_path
 
         def exec_module(module):
             original_exec(module)
-            module.pythonapi = module.PyDLL(library_path)
+            patch(module)
 
         spec.loader.exec_module = exec_module
         return spec

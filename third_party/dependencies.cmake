@@ -38,6 +38,7 @@ find_package(Torch REQUIRED)          # LibTorch 1.13.1 (libtorch-dev), CPU only
 find_package(absl REQUIRED)           # libabsl-dev 20220623
 find_package(LibArchive REQUIRED)     # libarchive-dev
 find_package(ZLIB REQUIRED)           # zlib1g-dev (CRC-32, inflate)
+find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto)  # libssl-dev: libcrypto's SHA-256 (package pinning)
 find_package(Threads REQUIRED)
 
 # LibTorch's C++ headers and libraries without its global flags.

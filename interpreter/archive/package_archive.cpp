@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "interpreter/archive/sha256.h"
 
 namespace pyfleet::internal {
 
@@ -27,11 +28,41 @@ void CrcVerdictCache::markVerified(const FileIdentity& file, uint64_t data_offse
   verified_.insert(MakeKey(file, data_offset));
 }
 
+namespace {
+
+absl::Status Sha256Mismatch(const std::string& path, const std::string& want, const std::string& have) {
+  absl::Status s = absl::PermissionDeniedError(
+      absl::StrCat(path, ": SHA-256 mismatch: expected ", want, ", the file has ", have));
+  s.SetPayload(kSha256MismatchPayload, absl::Cord(have));
+  return s;
+}
+
+// The digest of `mapping`'s file if it is `expected` (parsed by ParseSha256Hex), else
+// the status verifySha256() gives for a mismatch. See Note [Pinned packages].
+absl::StatusOr<std::string> CheckPin(const MappedFile& mapping, const std::string& path,
+                                     std::string_view expected) {
+  absl::StatusOr<std::string> want = ParseSha256Hex(expected);
+  if (!want.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": bad pinned digest: ", want.status().message()));
+  }
+  absl::StatusOr<std::string> have = FileSha256Hex(mapping.fd(), mapping.size(), path);
+  if (!have.ok()) return have.status();
+  if (*have != *want) return Sha256Mismatch(path, *want, *have);
+  return have;
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<PackageArchive>> PackageArchive::Open(const std::string& path,
-                                                                     CrcVerdictCache* crc_cache) {
-  absl::StatusOr<std::shared_ptr<MappedFile>> mapping = MappedFile::Map(path);
+                                                                     CrcVerdictCache* crc_cache,
+                                                                     std::string_view sha256) {
+  // Never the file itself: Note [Package files may change on disk] in loader/base/mapped_file.h.
+  absl::StatusOr<std::shared_ptr<MappedFile>> mapping = MappedFile::CopyOfFile(path);
   if (!mapping.ok()) {
-    if (mapping.status().code() == absl::StatusCode::kInvalidArgument) return mapping.status();
+    if (mapping.status().code() == absl::StatusCode::kInvalidArgument ||
+        mapping.status().code() == absl::StatusCode::kDataLoss) {
+      return mapping.status();
+    }
     // torch's FileAdapter wording (its strerror_r text comes out empty on glibc).
     int err = mapping.status().code() == absl::StatusCode::kNotFound           ? ENOENT
               : mapping.status().code() == absl::StatusCode::kPermissionDenied ? EACCES
@@ -42,26 +73,37 @@ absl::StatusOr<std::shared_ptr<PackageArchive>> PackageArchive::Open(const std::
     st.SetPayload("pyfleet.archive.detail", absl::Cord(mapping.status().message()));
     return st;
   }
-  absl::StatusOr<std::shared_ptr<PackageArchive>> archive = OpenZip(*std::move(mapping), path);
+  absl::StatusOr<std::shared_ptr<PackageArchive>> archive = OpenZip(*std::move(mapping), path, sha256);
   if (archive.ok()) (*archive)->crc_cache_ = crc_cache;
   return archive;
 }
 
 absl::StatusOr<std::shared_ptr<PackageArchive>> PackageArchive::OpenBytes(
-    const void* data, size_t size, const std::string& display_name) {
+    const void* data, size_t size, const std::string& display_name, std::string_view sha256) {
   absl::StatusOr<std::shared_ptr<MappedFile>> mapping = MappedFile::Copy(data, size);
   if (!mapping.ok()) return mapping.status();
-  return OpenZip(*std::move(mapping), display_name);
+  return OpenZip(*std::move(mapping), display_name, sha256);
 }
 
 absl::StatusOr<std::shared_ptr<PackageArchive>> PackageArchive::OpenZip(
-    std::shared_ptr<MappedFile> mapping, std::string path) {
+    std::shared_ptr<MappedFile> mapping, std::string path, std::string_view sha256) {
+  // A pinned file is checked before any of its bytes are parsed (Note [Pinned packages]).
+  std::string digest;
+  if (!sha256.empty()) {
+    absl::StatusOr<std::string> pinned = CheckPin(*mapping, path, sha256);
+    if (!pinned.ok()) return pinned.status();
+    digest = *std::move(pinned);
+  }
   std::shared_ptr<PackageArchive> archive(new PackageArchive(Kind::kZip, std::move(path)));
   archive->mapping_ = std::move(mapping);
   absl::Status st = archive->indexZip();
   if (!st.ok()) return st;
   st = archive->checkVersion();
   if (!st.ok()) return st;
+  if (!digest.empty()) {
+    absl::MutexLock lock(&archive->shared_->sha256_mu);
+    archive->shared_->sha256 = std::move(digest);
+  }
   return archive;
 }
 
@@ -90,6 +132,32 @@ absl::StatusOr<std::shared_ptr<PackageArchive>> PackageArchive::snapshot() const
   snap->shared_ = shared_;
   snap->mapping_ = *std::move(mapping);
   return snap;
+}
+
+absl::StatusOr<std::string> PackageArchive::sha256() const {
+  if (kind_ != Kind::kZip) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path_, " is a directory (an unzipped package): only a package file has a SHA-256"));
+  }
+  // See Note [Pinned packages]. Held while hashing: concurrent first calls hash once.
+  absl::MutexLock lock(&shared_->sha256_mu);
+  if (shared_->sha256.empty()) {
+    absl::StatusOr<std::string> digest = FileSha256Hex(mapping_->fd(), mapping_->size(), path_);
+    if (!digest.ok()) return digest.status();
+    shared_->sha256 = *std::move(digest);
+  }
+  return shared_->sha256;
+}
+
+absl::Status PackageArchive::verifySha256(std::string_view expected) const {
+  absl::StatusOr<std::string> want = ParseSha256Hex(expected);
+  if (!want.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path_, ": bad pinned digest: ", want.status().message()));
+  }
+  absl::StatusOr<std::string> have = sha256();
+  if (!have.ok()) return have.status();
+  if (*have != *want) return Sha256Mismatch(path_, *want, *have);
+  return absl::OkStatus();
 }
 
 void PackageArchive::buildLookup() {

@@ -3,8 +3,9 @@
 // A torch.package archive opened once per file per process and shared, read-only and
 // thread-safe, by every interpreter: the ZIP is indexed once (libarchive, cross-checked
 // with the central directory), stored records are served as views of ONE private
-// mapping of the file (zero copy; tensor storages alias it), deflated records are
-// inflated into private buffers.
+// mapping of a sealed in-memory copy of the file (Note [Package files may change on
+// disk] in loader/base/mapped_file.h; zero copy from there on: tensor storages alias
+// it), deflated records are inflated into private buffers.
 //
 //   absl::StatusOr<std::shared_ptr<PackageArchive>> archive =
 //       PackageArchive::Open("/models/resnet.pt");
@@ -83,8 +84,8 @@ struct RecordInfo {
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // The one statement of this behaviour; every other mention points here.
 // Storages load zero-copy: a loaded tensor's bytes are a view of a MAP_PRIVATE,
-// writable mapping of the package file (Note [Copy-on-write mapping] in
-// loader/base/mapped_file.h). An in-place op on a loaded weight (`p.add_(1)`, BatchNorm
+// writable mapping of the package file's sealed copy (Notes [Copy-on-write mapping] and
+// [Package files may change on disk] in loader/base/mapped_file.h). An in-place op on a loaded weight (`p.add_(1)`, BatchNorm
 // statistics in train mode) copies the pages it touches into that mapping. The file,
 // and other processes, never see a write. Within the process, who sees it depends on
 // whose mapping the load used:
@@ -120,6 +121,29 @@ struct RecordInfo {
 // CrcVerdictCache also share verdicts across archives of the same unchanged file (each
 // has its own fresh mapping of it), so a record is hashed once per file per process.
 
+// Note [Pinned packages]
+// ~~~~~~~~~~~~~~~~~~~~~~
+// A caller that knows which package it means to run pins it by the SHA-256 of the whole
+// archive file (pyfleet::PackageOptions::sha256, `PackageImporter(path, sha256=...)`;
+// `pyfleet-inspect --sha256 PACKAGE` prints the digest to pin). verifySha256() hashes
+// the bytes of the open file the mapping was made from (its fd, never the path again:
+// a file renamed over the path after the open cannot slip in), by pread() through a
+// buffer like the CRC check, so hashing a 100 MB package faults in no page of the
+// mapping. The digest is computed ONCE per archive and cached (shared with snapshots):
+// a pinned load of a file that the process already has open (the registry behind Note
+// [One archive per file per process] in pyfleet/package.h) is still verified, against
+// the cached digest, without reading the file again. A mismatch is PermissionDenied and
+// happens before the pinned caller gets any record. The bytes hashed are the archive's
+// sealed in-memory copy of the file, the very bytes it serves (Note [Package files may
+// change on disk] in loader/base/mapped_file.h), so a later write to the file in place
+// changes nothing that was verified. Keep pinned packages read-only to everyone but
+// their owner all the same.
+
+// The payload (absl::Status::SetPayload type URL) a SHA-256 mismatch carries: the
+// digest the file has. It tells a mismatch from other PermissionDenied errors of an open
+// (a file the process may not read).
+inline constexpr char kSha256MismatchPayload[] = "pyfleet/sha256_mismatch";
+
 // Remembers which stored records passed their CRC check, by file identity (device,
 // inode, size, mtime, ctime) and data offset, so that archives opened later on the same
 // unchanged file skip the check (see Note [Lazy CRC verification]). Thread-safe. Owned
@@ -148,14 +172,18 @@ class PackageArchive : public std::enable_shared_from_this<PackageArchive> {
   // record) plus: every record inside that folder, no ".." components or absolute
   // names, stored sizes that match, data inside the file.
   // `crc_cache` (optional, borrowed) shares CRC verdicts with other archives of the
-  // same file.
+  // same file. A non-empty `sha256` pins the file (Note [Pinned packages]): it is hashed
+  // right after it is mapped, BEFORE any of its bytes are parsed, and a mismatch fails
+  // the open as verifySha256() does (PermissionDenied; InvalidArgument for a malformed
+  // digest); the digest is then cached as sha256() would.
   static absl::StatusOr<std::shared_ptr<PackageArchive>> Open(
-      const std::string& path, CrcVerdictCache* crc_cache = nullptr);
+      const std::string& path, CrcVerdictCache* crc_cache = nullptr, std::string_view sha256 = {});
 
   // Same, over a private copy of `size` bytes (a package read from a stream).
   // `display_name` is what path() and messages say ("<binary>" like torch).
   static absl::StatusOr<std::shared_ptr<PackageArchive>> OpenBytes(
-      const void* data, size_t size, const std::string& display_name = "<binary>");
+      const void* data, size_t size, const std::string& display_name = "<binary>",
+      std::string_view sha256 = {});
 
   // Opens a directory laid out like an unzipped package (torch's DirectoryReader):
   // every regular file below it, named relative to it. No version check (torch does
@@ -188,6 +216,22 @@ class PackageArchive : public std::enable_shared_from_this<PackageArchive> {
   // "PytorchStreamReader failed locating file <name>: file not found".
   absl::StatusOr<RecordData> read(std::string_view name) const;
 
+  // PackageArchive::sha256()
+  //
+  // SHA-256 of the archive file (of the bytes given to OpenBytes), as 64 lowercase hex
+  // digits; computed on first call by pread()ing the open file, then cached for this
+  // archive and its snapshots (Note [Pinned packages]). Thread-safe: concurrent first
+  // calls hash once. FailedPrecondition for a directory archive (it is no one file).
+  absl::StatusOr<std::string> sha256() const;
+
+  // PackageArchive::verifySha256()
+  //
+  // OK if the archive's sha256() equals `expected` (64 hex digits, either case).
+  // InvalidArgument if `expected` is not that; PermissionDenied on a mismatch, with both
+  // digests: "<path>: SHA-256 mismatch: expected <hex>, the file has <hex>", and the
+  // file's digest as payload kSha256MismatchPayload.
+  absl::Status verifySha256(std::string_view expected) const;
+
   // ZIP: the mapping every stored record lies in (for tests and diagnostics).
   const MappedFile* mapping() const { return mapping_.get(); }
   // How many stored records this archive (not its snapshots) hashed so far.
@@ -202,7 +246,7 @@ class PackageArchive : public std::enable_shared_from_this<PackageArchive> {
  private:
   PackageArchive(Kind kind, std::string path) : kind_(kind), path_(std::move(path)) {}
   static absl::StatusOr<std::shared_ptr<PackageArchive>> OpenZip(
-      std::shared_ptr<MappedFile> mapping, std::string path);
+      std::shared_ptr<MappedFile> mapping, std::string path, std::string_view sha256);
   absl::Status indexZip();           // package_archive_zip.cpp
   absl::Status crossCheckWithLibarchive(const std::vector<size_t>& stored) const;
   absl::Status checkVersion();
@@ -224,6 +268,9 @@ class PackageArchive : public std::enable_shared_from_this<PackageArchive> {
     absl::flat_hash_map<std::string, size_t> by_name;
     // Per stored record: 0 unchecked, 1 CRC ok, 2 CRC bad. See Note [Lazy CRC verification].
     std::unique_ptr<std::atomic<uint8_t>[]> crc_state;
+    // The file's SHA-256, once computed (Note [Pinned packages]).
+    absl::Mutex sha256_mu;
+    std::string sha256 ABSL_GUARDED_BY(sha256_mu);
   };
   std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
 };

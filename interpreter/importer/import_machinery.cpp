@@ -197,8 +197,10 @@ PyObject* MakeModule(Self* self, PyObject* name, const std::optional<std::string
   return module.release();
 }
 
-// importlib.import_module(name), stored in self.modules[name]. New reference.
+// importlib.import_module(name), stored in self.modules[name], if the interpreter's
+// security policy allows the extern module (CheckExternAllowed). New reference.
 PyObject* ImportExtern(Self* self, ImporterState* st, PyObject* name) {
+  if (CheckExternAllowed(self, name) < 0) return nullptr;
   PyRef module = PyRef::steal(PyObject_CallOneArg(st->import_module, name));
   if (!module || PyDict_SetItem(self->modules, name, module.get()) < 0) return nullptr;
   return module.release();

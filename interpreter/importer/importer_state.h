@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "pyfleet/interpreter_abi.h"
 
 namespace pyfleet::internal {
@@ -83,6 +84,13 @@ struct ImporterState {
   PyObject* implicit_allowlist;  // torch.package.package_importer.IMPLICIT_IMPORT_ALLOWLIST
   PyObject* create_directory;    // file_structure_representation._create_directory_from_file_list
   PyObject* package_unpickler;   // torch.package._package_unpickler.PackageUnpickler
+  // Security (security_policy.cpp, safe_globals.cpp): exception types, made in exec.
+  PyObject* security_error;      // pyfleet.SecurityError(PermissionError)
+  PyObject* integrity_error;     // pyfleet.IntegrityError(SecurityError)
+  PyObject* import_denied;       // pyfleet.ImportDenied(SecurityError)
+  PyObject* audit_event_denied;  // pyfleet.AuditEventDenied(SecurityError)
+  PyObject* global_denied;       // pyfleet.GlobalDenied(pickle.UnpicklingError, SecurityError)
+  PyObject* safe_globals;        // frozenset "module.name" safe load_pickle always allows; NULL until first use
   // Owned (deleted in m_free): CRC verdicts shared by the archives this module opens,
   // so a fresh importer of an unchanged file does not hash it again (Note [Lazy CRC
   // verification] in interpreter/archive/package_archive.h).
@@ -151,13 +159,15 @@ PyObject* ReadRecordBufferFrom(PackageImporterObject* self, const PyfleetArchive
                                std::string_view name);
 // Sets *out to the archive one load_pickle reads storages from, holding one reference:
 // a snapshot of the importer's archive with its own private mapping when the importer
-// can make one (Note [One mapping per load] in interpreter/archive/package_archive.h),
+// can make one (Note [Who sees an in-place write to a loaded weight] in interpreter/archive/package_archive.h),
 // else the importer's archive itself. 0, or -1 with RuntimeError.
 int OpenLoadArchive(PackageImporterObject* self, PyfleetArchive* out);
 // New bytes with the content of record `name`, or NULL.
 PyObject* ReadRecordBytes(PackageImporterObject* self, std::string_view name);
 // Pointer and size of a _RecordBuffer's bytes (borrowed from `buffer`).
 const char* RecordBufferData(PyObject* buffer, size_t* size);
+// Moves the record view out of a _RecordBuffer, which is empty (size 0) afterwards.
+PyfleetRecordView TakeRecordView(PyObject* buffer);
 // A new _RecordReader (file-like: read, readline, peek, readinto) over `buffer`.
 PyObject* NewRecordReader(ImporterState* st, PyObject* buffer);
 int AddRecordTypes(PyObject* module, ImporterState* st);
@@ -202,6 +212,35 @@ PyObject* PackageImporter_load_pickle(PyObject* self, PyObject* const* args, Py_
 // --- resource_reader.cpp ------------------------------------------------------------
 int AddResourceReaderType(PyObject* module, ImporterState* st);
 PyObject* PackageImporter_get_resource_reader(PyObject* self, PyObject* fullname);
+
+// --- security_policy.cpp -----------------------------------------------------------
+// See Note [Security policy: one per CPython runtime] and Note [What the audit hook
+// refuses] there. Module functions install_security_policy, security_policy, safe_globals.
+extern PyMethodDef security_module_methods[];
+// Creates the exception types (SecurityError and its subclasses) in `st` and `module`.
+int AddSecurityTypes(PyObject* module, ImporterState* st);
+// 0 if the installed policy (if any) lets packages import the extern module `name`,
+// else -1 with pyfleet.ImportDenied naming it and the package.
+int CheckExternAllowed(PackageImporterObject* self, PyObject* name);
+// Raises pyfleet.IntegrityError(message) with .path = filename. Returns NULL.
+PyObject* RaiseIntegrityError(ImporterState* st, const std::string& message, PyObject* filename);
+
+// --- safe_globals.cpp ------------------------------------------------------------------
+// See Note [Safe unpickling] there.
+struct GlobalAllowlist {
+  absl::flat_hash_set<std::string> exact;    // "module.name"
+  absl::flat_hash_set<std::string> modules;  // from "module.*"
+  std::vector<std::string> trees;            // from "package.**"
+};
+// allowed_globals (None, or an iterable of str) into `out`. 0, or -1 with TypeError or
+// ValueError naming the bad entry.
+int ParseAllowedGlobals(PyObject* iterable, GlobalAllowlist* out);
+// 1 if global `module`.`name` is allowed (the safe set or `allow`), 0 if not, -1 on error.
+int GlobalAllowed(ImporterState* st, const GlobalAllowlist& allow, PyObject* module, PyObject* name);
+// Raises pyfleet.GlobalDenied for `module`.`name` read from `record`. Returns NULL.
+PyObject* RaiseGlobalDenied(ImporterState* st, PyObject* module, PyObject* name, PyObject* record);
+// pyfleet.safe_globals(): a new reference to the frozenset, or NULL.
+PyObject* PyfleetSafeGlobals(PyObject* module, PyObject* unused);
 
 // --- errors.cpp ---------------------------------------------------------------------
 // Raises the exception for a failed archive read/open of `what` and frees `status`.

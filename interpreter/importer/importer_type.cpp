@@ -8,6 +8,8 @@
 //   imp = pyfleet.PackageImporter("m.pt", module_allowed=lambda m: m != "os")
 //   imp.load_text("res", "hello.txt")
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "interpreter/importer/arg_parse.h"
 #include "interpreter/importer/importer_state.h"
@@ -15,6 +17,7 @@
 #include "interpreter/importer/py_ref.h"
 #include "interpreter/archive/archive_abi.h"
 #include "interpreter/archive/package_archive.h"
+#include "interpreter/archive/sha256.h"
 
 namespace pyfleet::internal {
 namespace {
@@ -122,12 +125,30 @@ int Initialize(ImporterState* st, Self* self, const PyfleetArchive* archive, boo
 // Opens `file_or_buffer` like torch's constructor: str/Path -> a directory or a ZIP
 // file; anything else -> a binary file object read from its current position.
 int PackageImporter_init(PyObject* op, PyObject* args, PyObject* kwargs) {
-  static const char* kw[] = {"file_or_buffer", "module_allowed", nullptr};
+  static const char* kw[] = {"file_or_buffer", "module_allowed", "sha256", nullptr};
   PyObject* file_or_buffer = nullptr;
   PyObject* module_allowed = nullptr;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:PackageImporter", const_cast<char**>(kw),
-                                   &file_or_buffer, &module_allowed)) {
+  PyObject* sha256 = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O$O:PackageImporter", const_cast<char**>(kw),
+                                   &file_or_buffer, &module_allowed, &sha256)) {
     return -1;
+  }
+  // sha256=: see Note [Pinned packages] in interpreter/archive/package_archive.h.
+  std::optional<std::string> pinned;
+  if (sha256 != Py_None) {
+    if (!PyUnicode_Check(sha256)) {
+      PyErr_Format(PyExc_TypeError, "PackageImporter: sha256 must be a str of 64 hex digits, not %s",
+                   Py_TYPE(sha256)->tp_name);
+      return -1;
+    }
+    const char* hex = PyUnicode_AsUTF8(sha256);
+    if (hex == nullptr) return -1;
+    absl::StatusOr<std::string> parsed = ParseSha256Hex(hex);
+    if (!parsed.ok()) {
+      PyErr_Format(PyExc_ValueError, "PackageImporter: sha256: %s", std::string(parsed.status().message()).c_str());
+      return -1;
+    }
+    pinned = *std::move(parsed);
   }
   ImporterState* st = StateOf(op);
   if (EnsureTorch(st) < 0) return -1;
@@ -154,11 +175,18 @@ int PackageImporter_init(PyObject* op, PyObject* args, PyObject* kwargs) {
     PyRef isdir = PyRef::steal(PyObject_CallOneArg(st->path_isdir, filename.get()));
     if (!isdir) return -1;
     is_directory = isdir.get() == Py_True;
+    if (is_directory && pinned.has_value()) {
+      PyErr_Format(PyExc_ValueError,
+                   "PackageImporter: sha256= pins a package file; %U is a directory (an unzipped package)",
+                   filename.get());
+      return -1;
+    }
     const char* path = PyUnicode_AsUTF8(filename.get());
     if (path == nullptr) return -1;
     std::string p(path);
+    const std::string pin = pinned.value_or("");
     Py_BEGIN_ALLOW_THREADS
-    archive = is_directory ? PackageArchive::OpenDirectory(p) : PackageArchive::Open(p, st->crc_cache);
+    archive = is_directory ? PackageArchive::OpenDirectory(p) : PackageArchive::Open(p, st->crc_cache, pin);
     Py_END_ALLOW_THREADS
   } else {
     filename = PyRef::steal(PyUnicode_FromString("<binary>"));
@@ -168,12 +196,18 @@ int PackageImporter_init(PyObject* op, PyObject* args, PyObject* kwargs) {
     if (!data) return -1;
     Py_buffer view;
     if (PyObject_GetBuffer(data.get(), &view, PyBUF_SIMPLE) < 0) return -1;
-    archive = PackageArchive::OpenBytes(view.buf, static_cast<size_t>(view.len));
+    archive = PackageArchive::OpenBytes(view.buf, static_cast<size_t>(view.len), "<binary>", pinned.value_or(""));
     PyBuffer_Release(&view);
     Py_XSETREF(self->source, Py_NewRef(file_or_buffer));
     Py_XSETREF(self->source_start, start.release());
   }
-  if (!archive.ok()) return RaiseOpenError(archive.status());
+  if (!archive.ok()) {
+    if (archive.status().GetPayload(kSha256MismatchPayload).has_value()) {
+      RaiseIntegrityError(st, std::string(archive.status().message()), filename.get());
+      return -1;
+    }
+    return RaiseOpenError(archive.status());
+  }
   PyfleetArchive abi = MakeArchiveAbi(*std::move(archive));
   int rc = Initialize(st, self, &abi, is_directory, filename.get(), file_or_buffer, module_allowed);
   abi.release(abi.ctx);  // Initialize retained its own reference
@@ -341,9 +375,13 @@ PyMethodDef importer_methods[] = {
     {"load_text", FASTCALL_KW(PackageImporter_load_text), METH_FASTCALL | METH_KEYWORDS,
      "load_text(package, resource, encoding='utf-8', errors='strict') -> str"},
     {"load_pickle", FASTCALL_KW(PackageImporter_load_pickle), METH_FASTCALL | METH_KEYWORDS,
-     "load_pickle(package, resource, map_location=None, *, copy_storages=False)\n\n"
+     "load_pickle(package, resource, map_location=None, *, copy_storages=False, safe=False,\n"
+     "            allowed_globals=None)\n\n"
      "Unpickles a resource. Tensor storages alias a private copy-on-write mapping of the\n"
-     "archive made for this load (no bytes copied) unless copy_storages=True."},
+     "archive made for this load (no bytes copied) unless copy_storages=True.\n"
+     "safe=True (or any allowed_globals) refuses every global outside pyfleet.safe_globals()\n"
+     "(torch.load(weights_only=True)'s set, dtypes, builtins.set/frozenset) and allowed_globals ('module.name', 'module.*',\n"
+     "'package.**') with pyfleet.GlobalDenied, a pickle.UnpicklingError naming it."},
     {"id", PackageImporter_id, METH_NOARGS, "id() -> '<torch_package_N>'"},
     {"python_version", PackageImporter_python_version, METH_NOARGS,
      "python_version() -> str or None"},
@@ -440,14 +478,17 @@ PyType_Slot importer_slots[] = {
     {Py_tp_getset, importer_getset},
     {Py_tp_members, importer_members},
     {Py_tp_doc, const_cast<char*>(
-        "PackageImporter(file_or_buffer, module_allowed=lambda module_name: True)\n\n"
+        "PackageImporter(file_or_buffer, module_allowed=lambda module_name: True, *, sha256=None)\n\n"
         "Loads code and data written by torch.package.PackageExporter, exactly like\n"
-        "torch.package.PackageImporter (torch 1.13.1). Tensor storages are not copied:\n"
-        "each load_pickle maps the archive once more (private, copy-on-write) and its\n"
-        "storages alias that mapping. An in-place write to a loaded tensor copies only the\n"
-        "touched page into that load's mapping: other loads, other importers and\n"
-        "interpreters, and the file never see it. load_pickle(..., copy_storages=True)\n"
-        "makes ordinary private copies instead.")},
+        "torch.package.PackageImporter (torch 1.13.1). sha256='<64 hex digits>' pins the\n"
+        "archive: if the file's SHA-256 differs, pyfleet.IntegrityError (a PermissionError)\n"
+        "is raised before anything is read from it. Tensor storages are not copied:\n"
+        "they alias a private, copy-on-write mapping of the archive, and an in-place\n"
+        "write to a loaded tensor never reaches the file. Who else sees such a write\n"
+        "depends on who opened the archive; see Note [Who sees an in-place write to a\n"
+        "loaded weight] in pyfleet's interpreter/archive/package_archive.h (an importer\n"
+        "opened from Python, like this one, isolates each load_pickle as torch does).\n"
+        "load_pickle(..., copy_storages=True) makes ordinary private copies instead.")},
     {0, nullptr},
 };
 

@@ -35,7 +35,9 @@ int Load(PyObject** out, const char* module, const char* attr) {
   X(bytes_io) X(partial) X(torch_uint8) X(frombuffer) X(torch_empty) X(typed_storage)    \
   X(storage_context_type) X(file_reader_type) X(directory_reader)                        \
   X(get_restore_location) X(validate_sparse) X(element_size) X(mangler_type)             \
-  X(imported_modules) X(implicit_allowlist) X(create_directory) X(package_unpickler)
+  X(imported_modules) X(implicit_allowlist) X(create_directory) X(package_unpickler)     \
+  X(security_error) X(integrity_error) X(import_denied) X(audit_event_denied)            \
+  X(global_denied) X(safe_globals)
 
 int pyfleet_traverse(PyObject* module, visitproc visit, void* arg) {
   ImporterState* st = static_cast<ImporterState*>(PyModule_GetState(module));
@@ -91,7 +93,7 @@ int pyfleet_exec(PyObject* module) {
   }
   st->linecache = PyImport_ImportModule("linecache");
   if (st->linecache == nullptr) return -1;
-  if (AddRecordTypes(module, st) < 0 || AddUnpicklerType(module, st) < 0 ||
+  if (AddSecurityTypes(module, st) < 0 || AddRecordTypes(module, st) < 0 || AddUnpicklerType(module, st) < 0 ||
       AddResourceReaderType(module, st) < 0 || AddImporterType(module, st) < 0) {
     return -1;
   }
@@ -111,7 +113,7 @@ PyModuleDef pyfleet_module_def = {
     "pyfleet: torch.package importer implemented in C++ (drop-in for "
     "torch.package.PackageImporter, torch 1.13.1).",
     sizeof(ImporterState),
-    nullptr,
+    security_module_methods,
     pyfleet_slots,
     pyfleet_traverse,
     pyfleet_clear,

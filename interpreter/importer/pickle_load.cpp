@@ -10,14 +10,23 @@
 //
 //   model = imp.load_pickle("model", "model.pkl")                       # aliases
 //   private = imp.load_pickle("model", "model.pkl", copy_storages=True) # copies
+//   weights = imp.load_pickle("model", "sd.pkl", safe=True)             # allowlisted globals
+#include <atomic>
 #include <cstring>
+#include <memory>
 
 #include "interpreter/importer/arg_parse.h"
 #include "interpreter/importer/importer_state.h"
+#include "interpreter/importer/package_importer.h"
 #include "interpreter/importer/py_ref.h"
 
 namespace pyfleet::internal {
 namespace {
+
+// See Note [Storages that outlive their interpreter] in package_importer.h. A file
+// static, against Note [One copy per interpreter]'s rule, because it is no Python
+// object: a C function of this library copy, set once before its interpreter starts.
+std::atomic<RecordTensorFactory> g_record_tensor_factory{nullptr};
 
 // The fields _PackageUnpickler adds after _pickle.Unpickler's own (whose size is only
 // known at run time: see UnpicklerExtraOf).
@@ -28,6 +37,8 @@ struct UnpicklerExtra {
   PyObject* loaded_reduces;    // owned dict: reduce_id -> object
   PyObject* storage_context;   // owned torch._C.DeserializationStorageContext
   PyfleetArchive load_archive; // one reference while .ctx != NULL: storages come from it
+  GlobalAllowlist* allowlist;  // owned; non-NULL in safe mode (Note [Safe unpickling])
+  PyObject* record;            // owned str: the record being read (for messages)
   int proto;                   // protocol of the pickle (its PROTO opcode, else 0)
   bool copy_storages;
   bool add_to_context;         // the archive is a ZIP (torch: zip_reader is a PyTorchFileReader)
@@ -50,6 +61,7 @@ int Unpickler_traverse(PyObject* self, visitproc visit, void* arg) {
   Py_VISIT(x->loaded_storages);
   Py_VISIT(x->loaded_reduces);
   Py_VISIT(x->storage_context);
+  Py_VISIT(x->record);
   return 0;
 }
 
@@ -60,6 +72,9 @@ int ClearExtra(PyObject* self) {
   Py_CLEAR(x->loaded_storages);
   Py_CLEAR(x->loaded_reduces);
   Py_CLEAR(x->storage_context);
+  Py_CLEAR(x->record);
+  delete x->allowlist;
+  x->allowlist = nullptr;
   if (x->load_archive.ctx != nullptr) {
     void* ctx = x->load_archive.ctx;
     x->load_archive.ctx = nullptr;
@@ -115,6 +130,15 @@ PyObject* Unpickler_find_class(PyObject* self, PyObject* const* args, Py_ssize_t
         return nullptr;
       }
     }
+  }
+  if (x->allowlist != nullptr) {
+    // Before anything is imported: a refused global's module never runs. Package
+    // pickles name modules unmangled; demangle anyway, as import_module does.
+    PyRef plain = PyRef::steal(Demangle(module.get()));
+    if (!plain) return nullptr;
+    int allowed = GlobalAllowed(st, *x->allowlist, plain.get(), name.get());
+    if (allowed < 0) return nullptr;
+    if (!allowed) return RaiseGlobalDenied(st, plain.get(), name.get(), x->record);
   }
   PyRef mod;
   if (Py_IS_TYPE(x->importer, reinterpret_cast<PyTypeObject*>(st->importer_type))) {
@@ -189,7 +213,7 @@ int LoadTensor(PyObject* self, PyObject* dtype, PyObject* size, PyObject* key, P
     Py_ssize_t rlen;
     const char* rname = record ? PyUnicode_AsUTF8AndSize(record.get(), &rlen) : nullptr;
     if (rname == nullptr) return -1;
-    // See Note [One mapping per load] in interpreter/archive/package_archive.h.
+    // See Note [Who sees an in-place write to a loaded weight] in interpreter/archive/package_archive.h.
     if (x->load_archive.ctx == nullptr && OpenLoadArchive(importer, &x->load_archive) < 0) return -1;
     PyRef buffer = PyRef::steal(ReadRecordBufferFrom(importer, &x->load_archive,
                                                      std::string_view(rname, static_cast<size_t>(rlen))));
@@ -216,10 +240,15 @@ int LoadTensor(PyObject* self, PyObject* dtype, PyObject* size, PyObject* key, P
       if (!kw || !args) return -1;
       tensor = PyRef::steal(PyObject_Call(st->torch_empty, args.get(), kw.get()));
     } else {
-      PyRef kw = PyRef::steal(Py_BuildValue("{sOsK}", "dtype", st->torch_uint8, "count", nbytes));
-      PyRef args = PyRef::steal(PyTuple_Pack(1, buffer.get()));
-      if (!kw || !args) return -1;
-      tensor = PyRef::steal(PyObject_Call(st->frombuffer, args.get(), kw.get()));
+      if (RecordTensorFactory make = g_record_tensor_factory.load(std::memory_order_acquire)) {
+        // Note [Storages that outlive their interpreter] in package_importer.h.
+        tensor = PyRef::steal(make(TakeRecordView(buffer.get()), static_cast<size_t>(nbytes)));
+      } else {
+        PyRef kw = PyRef::steal(Py_BuildValue("{sOsK}", "dtype", st->torch_uint8, "count", nbytes));
+        PyRef args = PyRef::steal(PyTuple_Pack(1, buffer.get()));
+        if (!kw || !args) return -1;
+        tensor = PyRef::steal(PyObject_Call(st->frombuffer, args.get(), kw.get()));
+      }
       if (tensor && x->copy_storages) tensor = PyRef::steal(PyObject_CallMethod(tensor.get(), "clone", nullptr));
     }
     if (!tensor) return -1;
@@ -345,6 +374,10 @@ PyObject* ReloadWithStockUnpickler(ImporterState* st, PackageImporterObject* sel
 
 }  // namespace
 
+void SetRecordTensorFactory(RecordTensorFactory factory) {
+  g_record_tensor_factory.store(factory, std::memory_order_release);
+}
+
 int AddUnpicklerType(PyObject* module, ImporterState* st) {
   auto* base = reinterpret_cast<PyTypeObject*>(st->unpickler_base);
   PyType_Spec spec = {"pyfleet._PackageUnpickler",
@@ -356,10 +389,19 @@ int AddUnpicklerType(PyObject* module, ImporterState* st) {
 
 PyObject* PackageImporter_load_pickle(PyObject* op, PyObject* const* args, Py_ssize_t nargs,
                                       PyObject* kwnames) {
-  static const char* const kNames[] = {"package", "resource", "map_location", "copy_storages"};
-  PyObject* v[4] = {nullptr, nullptr, Py_None, Py_False};
+  static const char* const kNames[] = {"package", "resource", "map_location", "copy_storages", "safe",
+                                       "allowed_globals"};
+  PyObject* v[6] = {nullptr, nullptr, Py_None, Py_False, Py_False, Py_None};
   if (BindArgs("PackageImporter.load_pickle", args, nargs, kwnames, kNames, 3, 2, v) < 0) {
     return nullptr;
+  }
+  // Note [Safe unpickling] in safe_globals.cpp: safe=True or any allowed_globals.
+  int safe = PyObject_IsTrue(v[4]);
+  if (safe < 0) return nullptr;
+  std::unique_ptr<GlobalAllowlist> allowlist;
+  if (safe || v[5] != Py_None) {
+    allowlist = std::make_unique<GlobalAllowlist>();
+    if (ParseAllowedGlobals(v[5], allowlist.get()) < 0) return nullptr;
   }
   auto* self = reinterpret_cast<PackageImporterObject*>(op);
   ImporterState* st = StateOf(op);
@@ -392,6 +434,8 @@ PyObject* PackageImporter_load_pickle(PyObject* op, PyObject* const* args, Py_ss
   x->loaded_storages = PyDict_New();
   x->loaded_reduces = PyDict_New();
   x->storage_context = Py_NewRef(context.get());
+  x->record = Py_NewRef(path.get());
+  x->allowlist = allowlist.release();
   x->proto = size >= 2 && static_cast<unsigned char>(data[0]) == 0x80
                  ? static_cast<unsigned char>(data[1]) : 0;
   x->copy_storages = copy != 0;
@@ -407,8 +451,9 @@ PyObject* PackageImporter_load_pickle(PyObject* op, PyObject* const* args, Py_ss
   Py_XSETREF(self->storage_context, Py_NewRef(context.get()));
   Py_XSETREF(self->last_map_location, Py_NewRef(v[2]));
   PyRef result = PyRef::steal(PyObject_CallMethod(unpickler.get(), "load", nullptr));
-  if (!result && (PyErr_ExceptionMatches(st->unpickling_error) ||
-                  PyErr_ExceptionMatches(PyExc_EOFError))) {
+  // Not in safe mode: torch's Python unpickler would not apply the allowlist.
+  if (!result && x->allowlist == nullptr &&
+      (PyErr_ExceptionMatches(st->unpickling_error) || PyErr_ExceptionMatches(PyExc_EOFError))) {
     result = PyRef::steal(ReloadWithStockUnpickler(st, self, unpickler.get(), buffer.get(),
                                                    context.get(), v[2]));
   }

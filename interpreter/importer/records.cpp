@@ -248,6 +248,13 @@ const char* RecordBufferData(PyObject* buffer, size_t* size) {
   return static_cast<const char*>(rb->view.data);
 }
 
+PyfleetRecordView TakeRecordView(PyObject* buffer) {
+  auto* rb = reinterpret_cast<RecordBufferObject*>(buffer);
+  PyfleetRecordView view = rb->view;
+  rb->view = PyfleetRecordView{};
+  return view;
+}
+
 PyObject* NewRecordReader(ImporterState* st, PyObject* buffer) {
   auto* tp = reinterpret_cast<PyTypeObject*>(st->record_reader_type);
   auto* r = PyObject_GC_New(RecordReaderObject, tp);

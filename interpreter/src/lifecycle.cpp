@@ -6,6 +6,8 @@
 #include <dlfcn.h>
 
 #include <chrono>
+#include <cstddef>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -14,6 +16,7 @@
 #include "interpreter/src/errors.h"
 #include "interpreter/src/gil.h"
 #include "interpreter/src/lifecycle.h"
+#include "interpreter/importer/package_importer.h"
 #include "interpreter/importer/py_ref.h"
 #include "interpreter/src/state.h"
 #include "interpreter/src/tensor_bridge.h"
@@ -42,14 +45,65 @@ PyfleetStatus* FromPyStatus(PyStatus status, const char* what) {
   return NewPyfleetStatus(PYFLEET_INTERNAL, message);
 }
 
+// Note [CPython's malloc allocator for sanitizer runs]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// pymalloc carves small Python objects out of 1 MiB arenas: AddressSanitizer sees one
+// arena-sized block, so an overflow from one object into the next, or a use of a freed
+// object, goes unnoticed. python3 is run with PYTHONMALLOC=malloc for that, but an
+// interpreter's isolated PyPreConfig ignores the environment (use_environment=0). So
+// the host asks for it (PyfleetInterpConfig.python_allocator) or, for whole test runs
+// (scripts/test-sanitizers), the environment variable PYFLEET_PYTHON_MALLOC=malloc,
+// which is read for this one purpose; CPython is then pre-initialized with
+// PYMEM_ALLOCATOR_MALLOC (every object its own malloc() block) and the huge-page
+// arenas are not installed (nothing would use them). Tested in
+// tests/faults/python_allocator_test.cpp.
+
+// Whether the config (or, for PYFLEET_PYTHON_ALLOCATOR_DEFAULT, $PYFLEET_PYTHON_MALLOC)
+// asks for CPython's malloc allocator; INVALID_ARGUMENT for a value it does not know.
+PyfleetStatus* UsePythonMalloc(const PyfleetInterpConfig* config, bool* python_malloc) {
+  int32_t allocator = PYFLEET_PYTHON_ALLOCATOR_DEFAULT;
+  if (config->struct_size >= offsetof(PyfleetInterpConfig, python_allocator) + sizeof(config->python_allocator)) {
+    allocator = config->python_allocator;
+  }
+  switch (allocator) {
+    case PYFLEET_PYTHON_ALLOCATOR_MALLOC:
+      *python_malloc = true;
+      return nullptr;
+    case PYFLEET_PYTHON_ALLOCATOR_DEFAULT:
+      break;
+    default:
+      return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT,
+                              "create: python_allocator " + std::to_string(allocator) + " is not a PyfleetPythonAllocator");
+  }
+  const char* env = std::getenv("PYFLEET_PYTHON_MALLOC");
+  const std::string value = env != nullptr ? env : "";
+  if (value.empty() || value == "pymalloc") {
+    *python_malloc = false;
+  } else if (value == "malloc") {
+    *python_malloc = true;
+  } else {
+    return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT,
+                            "create: PYFLEET_PYTHON_MALLOC=" + value + " (expected malloc, pymalloc or empty)");
+  }
+  return nullptr;
+}
+
 // Note [sys.executable is "torch_deploy"]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // torch 1.13 checks `sys.executable == "torch_deploy"` and then skips process-global
 // registrations (torch.library / meta registrations, libtorch_global_deps, the shm
 // manager). Without it the second interpreter's `import torch` fails with "Only a
 // single TORCH_LIBRARY can be used to register the namespace nvprims".
-PyfleetStatus* InitializePython(const PyfleetInterpConfig* config) {
-  InstallHugePageArenas();  // Note [Huge-page arenas for pymalloc]
+PyfleetStatus* InitializePython(const PyfleetInterpConfig* config, bool python_malloc) {
+  PyPreConfig pre;
+  PyPreConfig_InitIsolatedConfig(&pre);  // what Py_InitializeFromConfig would pre-initialize with
+  if (python_malloc) {
+    pre.allocator = PYMEM_ALLOCATOR_MALLOC;  // Note [CPython's malloc allocator for sanitizer runs]
+  } else {
+    InstallHugePageArenas();  // Note [Huge-page arenas for pymalloc]
+  }
+  PyStatus status = Py_PreInitialize(&pre);
+  if (PyStatus_Exception(status)) return FromPyStatus(status, "Py_PreInitialize");
   PyConfig py;
   PyConfig_InitIsolatedConfig(&py);
   std::unique_ptr<PyConfig, void (*)(PyConfig*)> cleanup(&py, PyConfig_Clear);
@@ -58,7 +112,7 @@ PyfleetStatus* InitializePython(const PyfleetInterpConfig* config) {
   py.write_bytecode = 0;
   py.parse_argv = 0;
   py.user_site_directory = 0;
-  PyStatus status = PyConfig_SetString(&py, &py.home, L"/usr");
+  status = PyConfig_SetString(&py, &py.home, L"/usr");
   if (PyStatus_Exception(status)) return FromPyStatus(status, "PyConfig home");
   status = PyConfig_SetString(&py, &py.program_name, L"python3");
   if (PyStatus_Exception(status)) return FromPyStatus(status, "PyConfig program_name");
@@ -136,14 +190,16 @@ PyfleetStatus* CreateInterpreter(const PyfleetInterpConfig* config, PyfleetInter
     if (config == nullptr || out == nullptr) {
       return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "create: config and out must not be NULL");
     }
-    if (config->struct_size < sizeof(PyfleetInterpConfig)) {
+    if (config->struct_size < PYFLEET_INTERP_CONFIG_MIN_SIZE) {
       return NewPyfleetStatus(PYFLEET_FAILED_PRECONDITION,
                         "create: PyfleetInterpConfig of " + std::to_string(config->struct_size) +
-                            " bytes, this library needs " + std::to_string(sizeof(PyfleetInterpConfig)));
+                            " bytes, this library needs at least " + std::to_string(PYFLEET_INTERP_CONFIG_MIN_SIZE));
     }
     if (config->extension_loader.load == nullptr) {
       return NewPyfleetStatus(PYFLEET_INVALID_ARGUMENT, "create: an extension loader is required");
     }
+    bool python_malloc = false;
+    if (PyfleetStatus* s = UsePythonMalloc(config, &python_malloc)) return s;
     if (g_interp != nullptr) {
       if (!g_interp->start_failure.empty()) {
         return NewPyfleetStatus(PYFLEET_FAILED_PRECONDITION,
@@ -163,13 +219,15 @@ PyfleetStatus* CreateInterpreter(const PyfleetInterpConfig* config, PyfleetInter
     // PyfleetInterp].
     g_interp = interp.release();  // extension loads during start-up need it
 
+    // Note [Storages that outlive their interpreter] in interpreter/importer/package_importer.h.
+    SetRecordTensorFactory(&RecordTensor);
     PyImport_FrozenModules = pyfleet_frozen_stubs;
     if (PyImport_AppendInittab("pyfleet", PyInit_pyfleet) < 0) {
       PyfleetStatus* s = NewPyfleetStatus(PYFLEET_INTERNAL, "create: PyImport_AppendInittab(pyfleet) failed");
       MarkStartFailed(g_interp, s);
       return s;
     }
-    if (PyfleetStatus* s = InitializePython(config)) {
+    if (PyfleetStatus* s = InitializePython(config, python_malloc)) {
       MarkStartFailed(g_interp, s);
       return s;
     }

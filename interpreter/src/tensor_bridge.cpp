@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "interpreter/importer/py_ref.h"
@@ -159,6 +160,41 @@ void* UnpackTensor(PyfleetInterp* interp, PyObject* obj) {
 
 void ReleaseTensor(void* impl) {
   if (impl != nullptr) TensorImplPtr::reclaim(static_cast<c10::TensorImpl*>(impl));
+}
+
+namespace {
+
+// The DataPtr context of a RecordTensor storage: the record view it keeps alive.
+void ReleaseRecordView(void* ctx) {
+  auto* view = static_cast<PyfleetRecordView*>(ctx);
+  if (view->release != nullptr) view->release(view->owner);
+  delete view;
+}
+
+}  // namespace
+
+PyObject* RecordTensor(PyfleetRecordView view, size_t nbytes) {
+  auto owned = std::make_unique<PyfleetRecordView>(view);  // released by ReleaseRecordView
+  if (nbytes > view.size) {
+    ReleaseRecordView(owned.release());
+    PyErr_SetString(PyExc_RuntimeError, "pyfleet: a storage larger than its record");
+    return nullptr;
+  }
+  try {
+    void* data = const_cast<void*>(view.data);  // writable: Note [Copy-on-write mapping]
+    c10::DataPtr ptr(data, owned.get(), &ReleaseRecordView, c10::Device(c10::DeviceType::CPU));
+    owned.release();  // `ptr` owns the view now, and releases it even if what follows throws
+    c10::Storage storage(c10::Storage::use_byte_size_t(), nbytes, std::move(ptr), /*allocator=*/nullptr,
+                         /*resizable=*/false);
+    auto impl = c10::make_intrusive<c10::TensorImpl>(std::move(storage), c10::DispatchKeySet(c10::DispatchKey::CPU),
+                                                     caffe2::TypeMeta::Make<uint8_t>());
+    impl->set_sizes_contiguous({static_cast<int64_t>(nbytes)});
+    at::Tensor t(std::move(impl));
+    return WrapTensor(CurrentInterp(), t.unsafeGetTensorImpl());
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+    return nullptr;
+  }
 }
 
 void DisarmTorch(PyfleetInterp* interp) {

@@ -27,6 +27,10 @@
 
 #include <Python.h>
 
+#include <cstddef>
+
+#include "pyfleet/interpreter_abi.h"
+
 struct PyfleetInterp;
 
 namespace pyfleet::internal {
@@ -45,6 +49,12 @@ void* UnpackTensor(PyfleetInterp* interp, PyObject* obj);
 
 // Drops a +1 c10::TensorImpl* (NULL allowed). No GIL needed.
 void ReleaseTensor(void* impl);
+
+// The importer's RecordTensorFactory for this interpreter (Note [Storages that outlive
+// their interpreter] in interpreter/importer/package_importer.h): a torch.uint8 tensor of
+// `nbytes` bytes over `view.data`, whose storage's deleter releases `view` and touches no
+// Python. Requires the GIL; NULL with an exception on failure (`view` released).
+PyObject* RecordTensor(PyfleetRecordView view, size_t nbytes);
 
 // Disarms torch's PyInterpreter of this interpreter (before Py_FinalizeEx), if torch
 // was imported. No GIL needed.

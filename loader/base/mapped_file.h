@@ -11,6 +11,8 @@
 //
 // Every mapping is MAP_PRIVATE. kCopyOnWrite ones (the default) are also writable; see
 // Note [Copy-on-write mapping] below: writes through them never reach the file.
+// Package archives map a sealed in-memory copy of their file instead (CopyOfFile): see
+// Note [Package files may change on disk].
 #pragma once
 
 #include <cstddef>
@@ -34,6 +36,34 @@ namespace pyfleet::internal {
 // interpreter/archive/package_archive.h. Stored records' CRCs are verified before the
 // first view of a record is handed out (Note [Lazy CRC verification] there), so no such
 // write can make a later check fail.
+
+// Note [Package files may change on disk]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// What pyfleet guarantees: a package archive (pyfleet::Package, an importer's
+// PackageArchive::Open) serves the bytes its file had when it was opened, whatever
+// happens to the file afterwards, and never turns a change into a signal:
+//   * deleted, or renamed over (`mv new.pt model.pt`, the recommended way to deploy):
+//     safe under any mapping, the open file keeps the old inode;
+//   * truncated, or rewritten in place (`cp other.pt model.pt` opens with O_TRUNC;
+//     pwrite over it): a MAP_PRIVATE mapping of the FILE would fault with SIGBUS on a
+//     page past the new end (the kernel drops truncated pages from private mappings
+//     too) and would show rewritten bytes in pages not yet copied on write, i.e. in the
+//     weights being served. So an archive never maps the file itself: CopyOfFile()
+//     copies it, in the kernel (copy_file_range, else sendfile, else pread/write),
+//     into a memfd that is then sealed against writes, shrinking and growing, and maps
+//     that privately (/proc/self/maps: "/memfd:pyfleet-package:<real path> (deleted)"). The copy is the archive's file from then on: fd(), fileCrc32()
+//     and remap() (snapshots) use it, so CRC and SHA-256 checks hash exactly the bytes
+//     that are served. A file that changes size or timestamps WHILE it is being copied
+//     is DATA_LOSS ("changed while it was being read"); opening it again reads the new
+//     contents. Loading the path again after a change opens the new file.
+// The price: the copy is shared memory (RssShmem, swappable but not evictable like
+// page cache) the size of the package, and a kernel copy of the file at open
+// (benchmarks/soak/package_file_costs.cpp measures it against the alternatives). Rejected: mapping the file and checking fstat() before reads (a
+// truncation between the check and the read is still SIGBUS, and a same-size rewrite
+// is not seen at all); privatizing every page up front (MADV_POPULATE_WRITE: the same
+// memory, as anonymous pages, and remap() would read the new file). Tested in
+// tests/faults/package_file_test.cpp. The loader's ELF files are mapped directly
+// (Map()): they are read once, while a library is copied.
 
 // What identifies a file's content without reading it: a file with the same device,
 // inode, size, mtime and ctime is taken to be unchanged.
@@ -66,6 +96,14 @@ class MappedFile {
   // aligned, so any alignment the bytes had relative to their start is kept).
   static absl::StatusOr<std::shared_ptr<MappedFile>> Copy(const void* data, size_t size);
 
+  // MappedFile::CopyOfFile()
+  //
+  // Copies the whole file at `path` into a sealed memfd and maps that (kCopyOnWrite):
+  // see Note [Package files may change on disk]. identity() is the file's, as opened;
+  // fd() is the copy. Errors as Map(), plus DATA_LOSS if the file changed while it was
+  // being copied.
+  static absl::StatusOr<std::shared_ptr<MappedFile>> CopyOfFile(const std::string& path);
+
   // A new private mapping of the same file with the same access (a fresh copy-on-write
   // view; the page cache pages are shared, nothing is copied). Same identity.
   absl::StatusOr<std::shared_ptr<MappedFile>> remap() const;
@@ -95,6 +133,8 @@ class MappedFile {
  private:
   MappedFile(uint8_t* data, size_t size, OwnedFd fd, Access access)
       : data_(data), size_(size), fd_(std::move(fd)), access_(access) {}
+  // Opens `path` for reading and takes its identity; INVALID_ARGUMENT for a directory.
+  static absl::StatusOr<OwnedFd> OpenForMapping(const std::string& path, FileIdentity* id);
   // Maps `fd` privately; the result owns `fd` (closed on error too). `what` names it.
   static absl::StatusOr<std::shared_ptr<MappedFile>> MapFd(OwnedFd fd, size_t size, Access access,
                                                           const FileIdentity& id,

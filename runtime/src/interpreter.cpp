@@ -7,8 +7,12 @@
 
 #include <dlfcn.h>
 
+#include <ATen/core/ivalue.h>
+
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "loader/base/pyfleet_status.h"
@@ -43,6 +47,23 @@ void* LoadExtension(void* ctx, const char* path, char** error) noexcept {
     *error = DupCString("pyfleet: loading an extension failed with an unknown C++ exception");
   }
   return nullptr;
+}
+
+// pyfleet.install_security_policy(...) in `interp` (interpreter/importer/security_policy.cpp):
+// the policy lives in the interpreter, where CPython's audit hooks are. If this throws,
+// ~Interpreter finalizes the interpreter, so none runs without the policy it asked for.
+void InstallSecurityPolicy(Interpreter& interp, const SecurityPolicy& policy) {
+  std::unordered_map<std::string, c10::IValue> kwargs = {
+      {"allow_processes", c10::IValue(policy.allow_processes)},
+      {"allow_network", c10::IValue(policy.allow_network)},
+      {"allow_file_writes", c10::IValue(policy.allow_file_writes)},
+  };
+  if (policy.allowed_extern_modules.has_value()) {
+    c10::List<std::string> modules;
+    for (const std::string& m : *policy.allowed_extern_modules) modules.push_back(m);
+    kwargs.emplace("allowed_extern_modules", c10::IValue(modules));
+  }
+  interp.global("pyfleet", "install_security_policy").callKwargs(std::move(kwargs));
 }
 
 }  // namespace
@@ -93,8 +114,12 @@ std::unique_ptr<Interpreter> Interpreter::create(std::shared_ptr<NativeLibraries
   abi_config.modules = modules.data();
   abi_config.modules_len = modules.size();
   abi_config.extension_loader = PyfleetExtensionLoader{&core->loader_context_, internal::LoadExtension};
+  abi_config.python_allocator = config.python_allocator == PythonAllocator::kMalloc ? PYFLEET_PYTHON_ALLOCATOR_MALLOC
+                                                                                    : PYFLEET_PYTHON_ALLOCATOR_DEFAULT;
   ThrowIfError(core->take(abi->create(&abi_config, &core->interp_)));
-  return internal::Access::makeInterpreter(std::move(core));
+  std::unique_ptr<Interpreter> interp = internal::Access::makeInterpreter(std::move(core));
+  if (config.security_policy.has_value()) internal::InstallSecurityPolicy(*interp, *config.security_policy);
+  return interp;
 }
 
 Interpreter::~Interpreter() {

@@ -38,8 +38,11 @@ void InterpreterManager::debugLimitInterpreters(size_t n) {
   state_->balancer().setLimit(n);
 }
 
-Package InterpreterManager::loadPackage(const std::string& path) {
-  absl::StatusOr<std::shared_ptr<const internal::PackageArchive>> archive = internal::OpenSharedArchive(path);
+Package InterpreterManager::loadPackage(const std::string& path) { return loadPackage(path, PackageOptions{}); }
+
+Package InterpreterManager::loadPackage(const std::string& path, const PackageOptions& options) {
+  absl::StatusOr<std::shared_ptr<const internal::PackageArchive>> archive =
+      internal::OpenSharedArchive(path, options.sha256);
   ThrowIfError(archive.status());
   return Access::makePackage(std::move(archive).value(), state_);
 }

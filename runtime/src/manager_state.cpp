@@ -39,10 +39,33 @@ std::shared_ptr<ManagerState> ManagerState::Create(size_t n, std::shared_ptr<Env
   return state;
 }
 
+namespace {
+
+// Runs one of the user's Environment hooks: whatever it throws becomes a pyfleet::Error
+// (UNKNOWN, naming the hook and what() of the exception; a pyfleet::Error passes as it
+// is), so the manager's constructor throws pyfleet::Error only.
+template <typename Hook>
+auto RunEnvironmentHook(const char* hook, Hook&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(absl::UnknownError(absl::StrCat("InterpreterManager: Environment::", hook, " threw: ", e.what())));
+  } catch (...) {
+    throw Error(absl::UnknownError(
+        absl::StrCat("InterpreterManager: Environment::", hook, " threw an exception not derived from std::exception")));
+  }
+}
+
+}  // namespace
+
 void ManagerState::start(size_t n) {
   libraries_ = options_.libraries ? options_.libraries : NativeLibraries::create();
   InterpreterConfig config;
-  config.extra_sys_path = env_->getExtraPythonPaths();
+  config.extra_sys_path = RunEnvironmentHook("getExtraPythonPaths", [&] { return env_->getExtraPythonPaths(); });
+  // Installed by Interpreter::create, before the `import torch` below.
+  config.security_policy = RunEnvironmentHook("securityPolicy", [&] { return env_->securityPolicy(); });
   for (const auto& [name, source] : modules_) config.modules.push_back(ModuleSource{name, source, false});
 
   // Interpreters start in parallel, as many at once as there are cores: each spends
@@ -55,7 +78,7 @@ void ManagerState::start(size_t n) {
       try {
         std::unique_ptr<Interpreter> interp = Interpreter::create(libraries_, config);
         interp->run("import torch\n", "<pyfleet manager start>");
-        env_->configureInterpreter(interp.get());
+        RunEnvironmentHook("configureInterpreter", [&] { env_->configureInterpreter(interp.get()); });
         interp->detachThread();  // this thread ends here
         started[i] = std::move(interp);
       } catch (...) {

@@ -13,8 +13,13 @@ namespace pyfleet {
 
 using internal::Access;
 
-Package Package::open(const std::string& path) {
-  absl::StatusOr<std::shared_ptr<internal::PackageArchive>> archive = internal::PackageArchive::Open(path);
+Package Package::open(const std::string& path) { return open(path, PackageOptions{}); }
+
+Package Package::open(const std::string& path, const PackageOptions& options) {
+  // A pinned file is hashed before it is parsed: Note [Pinned packages] in
+  // interpreter/archive/package_archive.h.
+  absl::StatusOr<std::shared_ptr<internal::PackageArchive>> archive =
+      internal::PackageArchive::Open(path, /*crc_cache=*/nullptr, options.sha256);
   if (!archive.ok()) {
     const absl::Status& s = archive.status();
     // Archive errors keep torch's wording ("PytorchStreamReader failed ..."); the host API
@@ -41,8 +46,15 @@ internal::ManagerState& Package::manager(const char* operation) const {
 }
 
 ReplicatedObj Package::loadPickle(const std::string& module, const std::string& file) {
+  return loadPickle(module, file, LoadOptions{});
+}
+
+ReplicatedObj Package::loadPickle(const std::string& module, const std::string& file, const LoadOptions& options) {
   internal::ManagerState& state = manager("loadPickle");
-  auto impl = std::make_shared<internal::ReplicatedObjImpl>(manager_, internal::FromPackage{archive_, module, file});
+  internal::FromPackage recipe{archive_, module, file};
+  recipe.safe = options.safe || !options.allowed_globals.empty();
+  recipe.allowed_globals = options.allowed_globals;
+  auto impl = std::make_shared<internal::ReplicatedObjImpl>(manager_, std::move(recipe));
   // Load once now, so that a missing record or a bad pickle fails here.
   const int position = state.balancer().acquire();
   absl::Cleanup release = [&] { state.balancer().release(position); };

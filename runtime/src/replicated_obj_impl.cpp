@@ -32,7 +32,12 @@ std::shared_ptr<const Obj> ReplicatedObjImpl::copy(int position) const {
 Obj ReplicatedObjImpl::materialize(int position) const {
   if (const auto* from_package = std::get_if<FromPackage>(&recipe_)) {
     Obj importer = manager_->importer(position, from_package->archive);
-    return importer.attr("load_pickle")({c10::IValue(from_package->module), c10::IValue(from_package->file)});
+    std::vector<c10::IValue> args = {c10::IValue(from_package->module), c10::IValue(from_package->file)};
+    if (!from_package->safe) return importer.attr("load_pickle")(std::move(args));
+    c10::List<std::string> allowed;
+    for (const std::string& g : from_package->allowed_globals) allowed.push_back(g);
+    return importer.attr("load_pickle").callKwargs(std::move(args), {{"safe", c10::IValue(true)},
+                                                                     {"allowed_globals", c10::IValue(allowed)}});
   }
   const FromPickle& pickle = std::get<FromPickle>(recipe_);
   Interpreter& interp = manager_->interpreter(position);

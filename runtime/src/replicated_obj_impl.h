@@ -36,6 +36,9 @@ struct FromPackage {
   std::shared_ptr<const PackageArchive> archive;
   std::string module;
   std::string file;
+  // load_pickle(..., safe=True, allowed_globals=...) (pyfleet::LoadOptions).
+  bool safe = false;
+  std::vector<std::string> allowed_globals;
 };
 
 struct FromPickle {

@@ -4,12 +4,15 @@
 //
 //   pyfleet-inspect model.pt --include 'pf_demo/**' --exclude '**/*.pkl'
 //   pyfleet-inspect model.pt --json | jq .pickles
+//   pyfleet-inspect --sha256 model.pt        # the digest to pin (PackageOptions::sha256)
 //
 // Text output: the file tree exactly as torch's PackageImporter.file_structure(include=,
 // exclude=) prints it, then the format version, python version, extern modules, storage
 // count and bytes, and for each *.pkl record the modules its globals come from. --json
 // prints the same as one object (see package_report.h). PACKAGE may be a ZIP archive or a
-// directory laid out like an unzipped package.
+// directory laid out like an unzipped package. --sha256 prints only the SHA-256 of the
+// package file (64 lowercase hex digits, what `sha256sum` prints), computed by the very
+// code that checks a pin (PackageArchive::sha256), after the archive opened and indexed.
 //
 // Exit status: 0 on success; 1 if the archive or a record it needs cannot be read (the
 // message names the archive and the record); 2 for bad usage or a bad glob; 3 if the report
@@ -30,7 +33,9 @@
 namespace {
 
 constexpr pyfleet::tools::ToolInfo kTool = {
-    "pyfleet-inspect", "pyfleet-inspect PACKAGE [--include GLOB]... [--exclude GLOB]... [--json]",
+    "pyfleet-inspect",
+    "pyfleet-inspect PACKAGE [--include GLOB]... [--exclude GLOB]... [--json]\n"
+    "       pyfleet-inspect --sha256 PACKAGE",
     "Prints a torch.package archive's file tree (as PackageImporter.file_structure() prints\n"
     "it), format and python version, extern modules, storages and the modules each pickle's\n"
     "globals come from. PACKAGE is a ZIP archive or an unzipped package directory.\n"
@@ -40,6 +45,8 @@ constexpr pyfleet::tools::ToolInfo kTool = {
     "                  of folders); repeatable (default: **)\n"
     "  --exclude GLOB  hide records matching the glob; repeatable\n"
     "  --json          print the report as one JSON object\n"
+    "  --sha256        print only the package file's SHA-256 (the digest to pin with\n"
+    "                  PackageOptions::sha256 or PackageImporter(path, sha256=...))\n"
     "  --help          print this help and exit",
     nullptr};  // parses argv itself: --include and --exclude repeat
 
@@ -50,6 +57,7 @@ struct Args {
   std::string package;
   std::vector<std::string> include, exclude;
   bool json = false;
+  bool sha256 = false;
 };
 
 // Parses argv; returns false (after printing why) on bad usage.
@@ -76,6 +84,8 @@ bool ParseArgs(int argc, char* const* argv, Args& args, bool& help) {
       if (r < 0) return false;
     } else if (a == "--json") {
       args.json = true;
+    } else if (a == "--sha256") {
+      args.sha256 = true;
     } else if (a == "--help" || a == "-h") {
       help = true;
       return true;
@@ -94,7 +104,32 @@ bool ParseArgs(int argc, char* const* argv, Args& args, bool& help) {
     std::cerr << "pyfleet-inspect: no PACKAGE given\n" << Usage();
     return false;
   }
+  if (args.sha256 && (args.json || !args.include.empty() || !args.exclude.empty())) {
+    std::cerr << "pyfleet-inspect: --sha256 prints the digest only; it takes no other option\n" << Usage();
+    return false;
+  }
   return true;
+}
+
+// --sha256: the digest pinning compares with (Note [Pinned packages] in
+// interpreter/archive/package_archive.h). 0, or 1 if the package cannot be opened.
+int PrintSha256(const std::string& package) {
+  using pyfleet::internal::PackageArchive;
+  struct stat st;
+  if (::stat(package.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    std::cerr << "pyfleet-inspect: " << package
+              << ": a directory (an unzipped package) has no SHA-256; pin the package file\n";
+    return 1;
+  }
+  absl::StatusOr<std::shared_ptr<PackageArchive>> archive = PackageArchive::Open(package);
+  absl::StatusOr<std::string> digest =
+      archive.ok() ? (*archive)->sha256() : absl::StatusOr<std::string>(archive.status());
+  if (!digest.ok()) {
+    std::cerr << "pyfleet-inspect: " << package << ": " << digest.status().message() << "\n";
+    return 1;
+  }
+  std::cout << *digest << "\n";
+  return 0;
 }
 
 int Run(const std::vector<char*>& argv) {
@@ -106,6 +141,7 @@ int Run(const std::vector<char*>& argv) {
     pyfleet::tools::PrintHelp(std::cout, kTool);
     return 0;
   }
+  if (args.sha256) return PrintSha256(args.package);
   if (args.include.empty()) args.include.push_back("**");  // torch's default include
 
   absl::StatusOr<pyfleet::internal::GlobGroup> globs =

@@ -6,7 +6,7 @@
 // tests/fixtures/proc_maps.py is its Python counterpart.
 //
 //   std::optional<Mapping> m = mappingContaining(tensor.data_ptr());
-//   EXPECT_EQ(m->path, realPath("model.pt"));               // a view of the file, no copy
+//   EXPECT_EQ(m->path, packageCopyOf("model.pt"));          // a view of the archive, no copy
 //   EXPECT_GT(bytesMappedFrom("model.pt"), 0u);
 //   std::optional<Mapping> s = smapsMappingContaining(object_address);
 //   EXPECT_TRUE(s->hasVmFlag("hg"));                        // madvise(MADV_HUGEPAGE)
@@ -141,12 +141,21 @@ inline std::string mappedFileAt(const void* p) {
   return m ? m->path : "";
 }
 
-// The mappings of the file `path` (compared after realpath(3)), in address order.
+// What /proc/self/maps calls the sealed in-memory copy of the package file `path` that
+// a package archive maps instead of the file (Note [Package files may change on disk]
+// in loader/base/mapped_file.h).
+inline std::string packageCopyOf(const std::string& path) {
+  return "/memfd:pyfleet-package:" + proc_maps_internal::realPath(path) + " (deleted)";
+}
+
+// The mappings of the file `path` (compared after realpath(3)), or of a package
+// archive's copy of it (packageCopyOf), in address order.
 inline std::vector<Mapping> mappingsOf(const std::string& path) {
   const std::string real = proc_maps_internal::realPath(path);
+  const std::string copy = packageCopyOf(path);
   std::vector<Mapping> out;
   for (Mapping& m : readMappings()) {
-    if (m.path == real) out.push_back(std::move(m));
+    if (m.path == real || m.path == copy) out.push_back(std::move(m));
   }
   return out;
 }

@@ -26,13 +26,6 @@ using testing::InterpreterPool;
 Interpreter& I(int i) { return InterpreterPool::Get().at(i); }
 std::string Fixture(const std::string& name) { return std::string(PYFLEET_FIXTURES_DIR) + "/" + name; }
 
-std::string RealPath(const std::string& path) {
-  char* resolved = ::realpath(path.c_str(), nullptr);
-  std::string out = resolved != nullptr ? resolved : path;
-  ::free(resolved);
-  return out;
-}
-
 // fixture_spec.HELLO_TEXT: small.pt's pf_demo/data/hello.txt.
 constexpr char kHelloText[] =
     "Hello from a package \u2014 gr\u00fc\u00dfe, \u4f60\u597d, \U0001F600\nsecond line\n";
@@ -56,10 +49,11 @@ TEST(PackageImporterInInterpreterTest, WeightsLoadedInTwoInterpretersShareOneSto
   }
   EXPECT_TRUE(at::equal(a[0], at::arange(16.0)));
   EXPECT_EQ(a[0].data_ptr(), a[1].data_ptr());  // one mapping, no copy per interpreter
-  // Not even one copy: the bytes are the file's own mapping.
+  // Not even one copy: the bytes are the archive's own mapping (of its sealed copy of the
+  // file, Note [Package files may change on disk] in loader/base/mapped_file.h).
   const std::optional<testing::Mapping> m = testing::mappingContaining(a[0].data_ptr());
   ASSERT_TRUE(m.has_value());
-  EXPECT_EQ(m->path, RealPath(Fixture("small.pt")));
+  EXPECT_EQ(m->path, testing::packageCopyOf(Fixture("small.pt")));
   EXPECT_GE(testing::bytesMappedFrom(Fixture("small.pt")), static_cast<uint64_t>(a[0].nbytes()));
 }
 
@@ -87,8 +81,9 @@ TEST(PackageImporterInInterpreterTest, ConcurrentLoadsFromOnePackageAgree) {
   EXPECT_TRUE(errors[1].empty()) << errors[1];
 }
 
-// Note [Shared weights and in-place writes]: a write through a loaded weight is seen by
-// later loads of the same Package in every interpreter, and never by the file.
+// Note [Who sees an in-place write to a loaded weight] (package_archive.h): a write
+// through a weight loaded from a host Package is seen by later loads of that Package in
+// every interpreter, and never by the file.
 TEST(PackageImporterInInterpreterTest, InPlaceWriteIsSharedByThePackageButNeverReachesTheFile) {
   Package package = Package::open(Fixture("small.pt"));
   Obj load0 = I(0).packageImporter(package).attr("load_pickle");

@@ -468,6 +468,19 @@ TEST(InterpreterManagerTest, SessionsPreferTheInterpreterTheThreadUsedLast) {
   EXPECT_NE(&second.interpreter(), &held.interpreter());
 }
 
+// Note [Operator libraries load once per process]: torchvision's operator library
+// registers its ops with the one dispatcher once; every interpreter can use them.
+TEST(InterpreterManagerTest, TorchvisionOperatorsWorkInEveryInterpreter) {
+  InterpreterManager& manager = SharedManager();
+  for (const Interpreter& interp : manager.allInstances()) {
+    InterpreterSession s = interp.acquireSession();
+    at::Tensor boxes = at::tensor({0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0}).reshape({3, 4});
+    at::Tensor scores = at::tensor({0.9, 0.8, 0.7});
+    at::Tensor keep = s.global("torchvision.ops", "nms")({boxes, scores, 0.5}).toIValue().toTensor();
+    EXPECT_TRUE(at::equal(keep, at::tensor({0, 2}, at::kLong))) << keep;
+  }
+}
+
 TEST(InterpreterManagerTest, MetricsCountCallsAndErrors) {
   InterpreterManager manager(2);
   ReplicatedObj echo = manager.loadPackage(HostPackage("echo")).loadPickle("model", "model.pkl");

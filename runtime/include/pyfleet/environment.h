@@ -1,11 +1,15 @@
 // File: environment.h
 //
 // pyfleet::Environment: what every interpreter of a manager starts with beyond the
-// defaults: extra Python paths (a virtualenv's site-packages, a folder of modules) and a
-// hook run once per interpreter after it started. The names are torch::deploy's.
+// defaults: extra Python paths (a virtualenv's site-packages, a folder of modules), a
+// security policy (security_policy.h), and a hook run once per interpreter after it
+// started. The names are torch::deploy's (the policy is pyfleet's own).
 //
 //   auto env = std::make_shared<pyfleet::PathEnvironment>("/srv/venv/lib/python3.11/site-packages");
 //   pyfleet::InterpreterManager manager(4, env);
+//
+//   auto locked = std::make_shared<pyfleet::NoopEnvironment>();
+//   locked->setSecurityPolicy(pyfleet::SecurityPolicy{});  // no processes, network, writes
 //
 //   class WarmUp : public pyfleet::Environment {
 //     void configureInterpreter(pyfleet::Interpreter* interp) override {
@@ -14,10 +18,13 @@
 //   };
 #pragma once
 
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pyfleet/export.h"
+#include "pyfleet/security_policy.h"
 
 namespace pyfleet {
 
@@ -39,11 +46,22 @@ class PYFLEET_API Environment {
   //
   // Runs once per interpreter, after it started and imported torch, before it serves a
   // call; on the thread that created it, possibly several interpreters at once (make it
-  // thread-safe). An exception fails the manager's construction with that error.
+  // thread-safe). An exception fails the manager's construction: a pyfleet::Error as it
+  // is, anything else as a pyfleet::Error (UNKNOWN) carrying its what().
   virtual void configureInterpreter(Interpreter* interp) = 0;
+
+  // Environment::securityPolicy()
+  //
+  // The policy every interpreter runs under (see security_policy.h), installed right
+  // after its CPython starts: `import torch` and configureInterpreter() already run
+  // under it, so what they need must be allowed. nullopt (the default): no policy.
+  virtual std::optional<SecurityPolicy> securityPolicy() const { return security_policy_; }
+  // Sets what securityPolicy() returns; call it before the manager is constructed.
+  void setSecurityPolicy(SecurityPolicy policy) { security_policy_ = std::move(policy); }
 
  private:
   std::vector<std::string> extra_python_paths_;
+  std::optional<SecurityPolicy> security_policy_;
 };
 
 // Adds one folder to sys.path.

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "pyfleet/native_libraries.h"
 #include "pyfleet/obj.h"
 #include "pyfleet/package.h"
+#include "pyfleet/security_policy.h"
 #include "pyfleet/value.h"
 
 namespace pyfleet {
@@ -34,6 +36,18 @@ struct ModuleSource {
   bool is_package = false;
 };
 
+// Which allocator an interpreter's CPython uses for Python objects.
+enum class PythonAllocator {
+  // pymalloc, unless the environment variable PYFLEET_PYTHON_MALLOC is "malloc" (then
+  // kMalloc; the interpreter ignores PYTHONMALLOC). Another value than malloc, pymalloc
+  // or empty fails Interpreter::create with INVALID_ARGUMENT.
+  kDefault,
+  // CPython's raw malloc for every object (what PYTHONMALLOC=malloc does for python3):
+  // slower, but AddressSanitizer then sees overflows and uses after free of Python
+  // objects that pymalloc's arenas hide (scripts/test-sanitizers sets the variable).
+  kMalloc,
+};
+
 struct InterpreterConfig {
   // sys.path; empty means DefaultSysPath().
   std::vector<std::string> sys_path;
@@ -41,6 +55,11 @@ struct InterpreterConfig {
   std::vector<std::string> extra_sys_path;
   // Modules importable by name (served from memory).
   std::vector<ModuleSource> modules;
+  // Installed right after CPython starts, before create() returns; see
+  // security_policy.h. nullopt: none.
+  std::optional<SecurityPolicy> security_policy;
+  // See PythonAllocator.
+  PythonAllocator python_allocator = PythonAllocator::kDefault;
 };
 
 // Debian python3's sys.path: stdlib, lib-dynload, the dist-packages folders.

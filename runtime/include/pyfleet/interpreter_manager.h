@@ -104,6 +104,9 @@ class PYFLEET_API InterpreterManager {
   // (or another path to the same unchanged file) loaded again, by this manager or
   // another, shares the first one's mapping. Errors as Package::open.
   Package loadPackage(const std::string& path);
+  // The same, pinned to `options.sha256` if set (PackageOptions): a file already open
+  // is checked too, against the digest cached with its archive.
+  Package loadPackage(const std::string& path, const PackageOptions& options);
 
   // InterpreterManager::registerModuleSource()
   //

@@ -27,4 +27,5 @@
 #include "pyfleet/package.h"
 #include "pyfleet/python_method_wrapper.h"
 #include "pyfleet/replicated_obj.h"
+#include "pyfleet/security_policy.h"
 #include "pyfleet/value.h"

@@ -56,6 +56,10 @@
 //     had in its open-source build).
 //  7. Interpreters run with sys.executable == "torch_deploy", as multipy's internal
 //     build did (ARCHITECTURE.md point 6), so torch skips process-global registrations.
+//  8. torch.ops.load_library loads operator libraries (torchvision's, your own), once
+//     per process, for every interpreter (Note [Operator libraries load once per
+//     process] in stubs/_pyfleet_bootstrap.py); under sys.executable == "torch_deploy"
+//     torch itself made it a silent no-op, so a missing library now fails loudly.
 #pragma once
 
 #include <unistd.h>

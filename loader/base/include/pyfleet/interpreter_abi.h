@@ -46,7 +46,8 @@
  * Version history: 1 first table; 2 adds nested values (LIST, TUPLE, DICT), the status
  * codes DEADLINE_EXCEEDED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, ABORTED and
  * UNAUTHENTICATED, noexcept function types, and the entries call_value, has_attr,
- * interrupt and clear_interrupt.
+ * interrupt and clear_interrupt; later in 2 (compatible: struct_size tells),
+ * PyfleetInterpConfig.python_allocator.
  */
 #pragma once
 
@@ -237,6 +238,23 @@ typedef struct PyfleetExtensionLoader {
   void* (*load)(void* ctx, const char* path, char** error) PYFLEET_NOEXCEPT;
 } PyfleetExtensionLoader;
 
+/* Which allocator CPython uses for Python objects (PyPreConfig.allocator). */
+typedef enum PyfleetPythonAllocator {
+  /* pymalloc on huge-page arenas (see Note [Huge-page arenas for pymalloc]), unless the
+   * environment variable PYFLEET_PYTHON_MALLOC says "malloc" (then as
+   * PYFLEET_PYTHON_ALLOCATOR_MALLOC; "pymalloc" or empty: pymalloc; any other value
+   * fails create with INVALID_ARGUMENT). The interpreter's isolated configuration
+   * ignores PYTHONMALLOC; this variable is read for this one purpose only. */
+  PYFLEET_PYTHON_ALLOCATOR_DEFAULT = 0,
+  /* CPython's raw malloc for every domain (PYMEM_ALLOCATOR_MALLOC, as PYTHONMALLOC=malloc
+   * does for python3), no arenas: each Python object is its own malloc() block, so
+   * AddressSanitizer sees overflows and uses after free of Python objects that pymalloc's
+   * arenas hide. Slower; for sanitizer runs (scripts/test-sanitizers). */
+  PYFLEET_PYTHON_ALLOCATOR_MALLOC = 1,
+} PyfleetPythonAllocator;
+
+/* Fields are appended at the end; a library reads a field only when the host's
+ * struct_size covers it (an older host's smaller config leaves it at its default). */
 typedef struct PyfleetInterpConfig {
   uint32_t struct_size;       /* sizeof(PyfleetInterpConfig) as the host compiled it */
   int32_t index;              /* the host's number for this interpreter (for messages) */
@@ -245,7 +263,12 @@ typedef struct PyfleetInterpConfig {
   const PyfleetModuleSource* modules; /* extra modules, importable by name */
   size_t modules_len;
   PyfleetExtensionLoader extension_loader; /* required */
+  /* Appended in version 2: a PyfleetPythonAllocator. Anything else is INVALID_ARGUMENT. */
+  int32_t python_allocator;
 } PyfleetInterpConfig;
+
+/* The smallest config a library accepts: version 2 without python_allocator. */
+#define PYFLEET_INTERP_CONFIG_MIN_SIZE offsetof(PyfleetInterpConfig, python_allocator)
 
 /* ---- The entry table ------------------------------------------------------------- */
 

@@ -1,0 +1,4 @@
+"""Starts a process at import time."""
+import subprocess
+
+RETURNCODE = subprocess.run(["/bin/true"]).returncode

@@ -1,0 +1,6 @@
+"""Imports an extern module (json) at import time."""
+import json
+
+
+def dumps(value):
+    return json.dumps(value)

@@ -1,0 +1,1 @@
+"""Models for pyfleet-serve's tests (tests/serve/make_serve_packages.py packages them)."""
