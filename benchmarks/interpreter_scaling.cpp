@@ -39,6 +39,9 @@ ABSL_FLAG(int, py_iterations, 2000000, "iterations of the pure-Python loop per u
 ABSL_FLAG(int, torch_iterations, 3000, "forward passes of the small model per unit of work");
 ABSL_FLAG(int, host_calls, 20000, "host-driven calls per thread for the per-call overhead figure");
 ABSL_FLAG(bool, handoff_only, false, "only the tagged-tensor handoff figure (2 interpreters, no scaling runs)");
+ABSL_FLAG(bool, startup_only, false, "only the start-up table (no scaling runs, no per-call figures)");
+ABSL_FLAG(bool, gc_off_during_import, false,
+          "import torch with Python's cyclic GC disabled, then re-enabled (the start-up experiment of issue 9)");
 ABSL_FLAG(bool, python_objects, true, "also measure the Python objects import torch allocates (one more interpreter)");
 
 constexpr pyfleet::tools::ToolInfo kTool = {
@@ -215,7 +218,9 @@ int Run(const std::vector<char*>& /*positional*/) {
     double t1 = NowSeconds();
     long r1 = RssKb(), p1 = PssKb();
     const pyfleet::NativeLibraries::Stats s1 = libs->stats();
-    pool.back()->run("import torch\n");
+    pool.back()->run(absl::GetFlag(FLAGS_gc_off_during_import)
+                         ? "import gc\ngc.disable()\ntry:\n    import torch\nfinally:\n    gc.enable()\n"
+                         : "import torch\n");
     double t2 = NowSeconds();
     long r2 = RssKb(), p2 = PssKb();
     const pyfleet::NativeLibraries::Stats s2 = libs->stats();
@@ -253,6 +258,10 @@ int Run(const std::vector<char*>& /*positional*/) {
     probe.release();
   }
 
+  if (absl::GetFlag(FLAGS_startup_only)) {
+    for (auto& p : pool) p.release();
+    return 0;
+  }
   std::printf("\n== scaling: wall time of N units of work / wall time of 1 unit ==\n");
   std::printf("%-12s %3s %14s %14s %18s %18s %18s\n", "workload", "N", "1 interp (s)", "N interps (s)",
               "ratio own interps", "ratio ONE interp", "ratio N processes");

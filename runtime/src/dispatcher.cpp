@@ -23,6 +23,21 @@ using Outcome = MetricsRecorder::Outcome;
 
 // While a call with a Cancellation is in flight the watcher polls it this often.
 constexpr auto kCancellationPoll = std::chrono::milliseconds(2);
+// With nothing to watch, the watcher still wakes this often (see the Note below).
+constexpr auto kWatcherIdleTimer = std::chrono::seconds(1);
+
+// Note [The watcher sleeps through calls that end in time]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Most calls with a deadline end long before it (a server's 30 s timeout around a 1 ms
+// model). Waking the watcher for each of them costs two context switches per call on a
+// machine whose cores are busy with the calls themselves (80 us of a 0.9 ms request in
+// pyfleet-serve, measured). So the watcher is woken only when a call needs it sooner
+// than it will wake by itself (watcher_wakes_): a deadline earlier than its timer, or a
+// cancellation to poll while it sleeps longer than the poll period. With nothing to
+// watch it sleeps kWatcherIdleTimer, not forever: a call whose deadline is further off
+// than that needs no signal (a woken watcher finding its call already ended would sleep
+// forever again, and the next call would have to wake it). A timer that fires for
+// calls that ended finds nothing to do and sets the next one.
 
 double SecondsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
@@ -104,7 +119,14 @@ void Dispatcher::submit(std::shared_ptr<const ReplicatedObjImpl> target, std::ve
   queue_.push_back(call);
   manager_->metrics().setQueueDepth(static_cast<int64_t>(queue_.size()));
   work_cv_.Signal();
-  if (call->deadline != Clock::time_point::max() || call->cancellation != nullptr) watch_cv_.Signal();
+  wakeWatcherFor(*call);
+}
+
+void Dispatcher::wakeWatcherFor(const Call& call) {
+  if (call.deadline < watcher_wakes_ ||
+      (call.cancellation != nullptr && watcher_wakes_ > Clock::now() + kCancellationPoll)) {
+    watch_cv_.Signal();
+  }
 }
 
 void Dispatcher::workerLoop() {
@@ -137,7 +159,7 @@ void Dispatcher::run(const std::shared_ptr<Call>& call) {
     running_.push_back(call);
     // The watcher may have looked while this call was in neither queue_ nor running_
     // (between the pop in workerLoop and here) and gone to sleep without its deadline.
-    if (call->deadline != Clock::time_point::max() || call->cancellation != nullptr) watch_cv_.Signal();
+    wakeWatcherFor(*call);
   }
   const Clock::time_point start = Clock::now();
   CallResult result = [&] {
@@ -246,11 +268,11 @@ void Dispatcher::watchLoop() {
       mu_.Lock();
       continue;
     }
-    if (next == Clock::time_point::max()) {
-      watch_cv_.Wait(&mu_);
-    } else {
-      watch_cv_.WaitWithTimeout(&mu_, absl::FromChrono(next - Clock::now()));
-    }
+    // Note [The watcher sleeps through calls that end in time]: with nothing to watch it
+    // still wakes every kWatcherIdleTimer, so that calls with later deadlines need no signal.
+    watcher_wakes_ = std::min(next, Clock::now() + kWatcherIdleTimer);
+    watch_cv_.WaitWithTimeout(&mu_, absl::FromChrono(watcher_wakes_ - Clock::now()));
+    watcher_wakes_ = Clock::time_point::min();
   }
   // The last interpreter this thread interrupted keeps its thread state until finalize.
 }

@@ -74,6 +74,9 @@ class Dispatcher {
   // and returns when to look again.
   Clock::time_point watchOnce(Clock::time_point now, std::vector<Finished>& done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void interruptLocked(Call& call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Wakes the watcher if `call` needs it sooner than it will look anyway (Note [The
+  // watcher sleeps through calls that end in time]).
+  void wakeWatcherFor(const Call& call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ManagerState* const manager_;
   const size_t max_queue_;
@@ -84,6 +87,9 @@ class Dispatcher {
   std::deque<std::shared_ptr<Call>> queue_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<Call>> running_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // When the sleeping watcher wakes by itself (max: never); min while it is awake (it
+  // looks at every call before it sleeps again).
+  Clock::time_point watcher_wakes_ ABSL_GUARDED_BY(mu_) = Clock::time_point::min();
 
   absl::Mutex join_mu_;  // serializes shutdown()
   std::vector<std::thread> workers_;

@@ -41,6 +41,26 @@ std::shared_ptr<ManagerState> ManagerState::Create(size_t n, std::shared_ptr<Env
 
 namespace {
 
+// Note [import torch with the cyclic GC off]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// `import torch` creates ~36 MB of Python objects (module dicts, functions, classes) that
+// live as long as the interpreter, and CPython's cyclic GC runs collection after
+// collection over them while they are made. With the GC off during the import, a later
+// interpreter is ready 13-20% sooner (pyfleet-bench-interpreters --startup_only
+// --gc_off_during_import=true|false, alternated: 0.44-0.56 s against 0.54-0.68 s on 2
+// cores), at no memory cost. gc.freeze() then moves those objects out of the GC's
+// generations: they are never garbage, and later full collections (pauses in the middle
+// of a model's calls) no longer walk them.
+constexpr char kImportTorch[] =
+    "import gc\n"
+    "gc.disable()\n"
+    "try:\n"
+    "    import torch\n"
+    "finally:\n"
+    "    gc.freeze()\n"
+    "    gc.enable()\n"
+    "del gc\n";
+
 // Runs one of the user's Environment hooks: whatever it throws becomes a pyfleet::Error
 // (UNKNOWN, naming the hook and what() of the exception; a pyfleet::Error passes as it
 // is), so the manager's constructor throws pyfleet::Error only.
@@ -77,7 +97,7 @@ void ManagerState::start(size_t n) {
     for (size_t i = next++; i < n; i = next++) {
       try {
         std::unique_ptr<Interpreter> interp = Interpreter::create(libraries_, config);
-        interp->run("import torch\n", "<pyfleet manager start>");
+        interp->run(kImportTorch, "<pyfleet manager start>");
         RunEnvironmentHook("configureInterpreter", [&] { env_->configureInterpreter(interp.get()); });
         interp->detachThread();  // this thread ends here
         started[i] = std::move(interp);
