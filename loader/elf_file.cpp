@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "loader/base/status_macros.h"
 
@@ -301,7 +302,14 @@ absl::Status ElfFile::parseDynsym() {
         (ELF64_ST_TYPE(sym.st_info) == STT_FUNC || ELF64_ST_TYPE(sym.st_info) == STT_OBJECT) &&
         (versions.empty() || (readAt<uint16_t>(versions, i * sizeof(uint16_t)) & 0x8000) == 0)) {
       const size_t end = names.find('\0', sym.st_name);
-      if (end != absl::string_view::npos) first_exported_ = std::string(names.substr(sym.st_name, end - sym.st_name));
+      const absl::string_view name =
+          end != absl::string_view::npos ? names.substr(sym.st_name, end - sym.st_name) : absl::string_view();
+      // Not a symbol a sanitizer added (AddressSanitizer's "__odr_asan.NAME" indicators
+      // come first in an instrumented library): the probe must be the library's own.
+      if (!name.empty() && !absl::StartsWith(name, "__odr_asan") && !absl::StartsWith(name, "__asan_") &&
+          !absl::StartsWith(name, "__ubsan_") && !absl::StartsWith(name, "__sanitizer_")) {
+        first_exported_ = std::string(name);
+      }
     }
     if (sym.st_shndx != SHN_UNDEF || sym.st_name == 0) continue;
     if (sym.st_name >= names.size()) {

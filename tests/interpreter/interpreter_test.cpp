@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 #include <optional>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <thread>
@@ -250,6 +251,12 @@ TEST(InterpreterTest, BrokenExtensionRaisesImportErrorNamingThePath) {
 TEST(InterpreterTest, SmallObjectsLiveInArenasAdvisedForHugePages) {
   if (::access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0) {
     GTEST_SKIP() << "kernel without transparent huge pages: madvise(MADV_HUGEPAGE) fails, arenas use plain pages";
+  }
+  if (const char* allocator = std::getenv("PYFLEET_PYTHON_MALLOC"); allocator != nullptr &&
+                                                                    std::string(allocator) == "malloc") {
+    // Sanitizer runs (scripts/test-sanitizers) give interpreters CPython's malloc
+    // allocator on purpose: no pymalloc, so no arenas (python_allocator_test covers it).
+    GTEST_SKIP() << "PYFLEET_PYTHON_MALLOC=malloc: interpreters use CPython's malloc allocator, no arenas";
   }
   // 64 MB of small objects: pymalloc arenas, opened in 8 MiB steps of the range.
   I(0).run("_arena_probe = [(i, i + 1) for i in range(1000000)]\n");

@@ -116,10 +116,6 @@ int Run(const std::vector<char*>& args) {
   const auto start = std::chrono::steady_clock::now();
   InterpreterManager manager(interpreters, std::make_shared<NoopEnvironment>(), manager_options);
   manager.registerModuleSource(kServeSupportModule, kServeSupportSource);
-  // Note [torch.ops.load_library in pyfleet interpreters] in serve_support.py.
-  for (const Interpreter& interp : manager.allInstances()) {
-    interp.acquireSession().global(kServeSupportModule, "enable_op_libraries").call();
-  }
   context.manager.store(&manager, std::memory_order_release);
   Say(absl::StrCat(interpreters, " interpreters started in ",
                    absl::StrFormat("%.2f", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()),

@@ -8,7 +8,6 @@ testable with a plain python3):
     s.register("resnet18", model)        # this interpreter's copy of the model
     call = s.InferenceCall("resnet18")   # what the server replicates and calls
     y = call(x)                          # model(x) under torch.no_grad()
-    s.enable_op_libraries()              # once per interpreter, before any model
 
 Note [Calls run under no_grad]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -21,11 +20,9 @@ no_grad around the model. The model itself is not pickled for that: each interpr
 copy (loaded from the package, its weights aliasing the package mapping) is registered
 here under the model's name, and the InferenceCall carries only that name.
 """
-import ctypes
 import inspect
 
 import torch
-import torch._utils_internal
 
 _models = {}
 
@@ -45,29 +42,6 @@ class InferenceCall:
         model = _models[self.key]
         with torch.no_grad():
             return model(*args)
-
-
-def enable_op_libraries():
-    """Makes torch.ops.load_library load op libraries in this interpreter.
-
-    Note [torch.ops.load_library in pyfleet interpreters]
-    ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-    torch 1.13's torch.ops.load_library returns at once when sys.executable is
-    "torch_deploy" (which pyfleet interpreters set, ARCHITECTURE.md section 6), so
-    `import torchvision` fails there: its extension.py "loads" _C, then calls
-    torch.ops.torchvision._cuda_version(), which was never registered; a package that
-    externs torchvision (resnet18.pt) cannot load. The same workaround as pyfleet-bench's
-    worker: dlopen the op library (ctypes). The first interpreter's dlopen registers the
-    ops with the one LibTorch; later ones get the same handle back and register nothing
-    twice. Op libraries such as torchvision/_C.so need no Python symbols.
-    """
-
-    def load_library(path):
-        path = torch._utils_internal.resolve_library_path(path)
-        ctypes.CDLL(path)
-        torch.ops.loaded_libraries.add(path)
-
-    torch.ops.load_library = load_library
 
 
 def argument_names(model, count):
