@@ -51,14 +51,16 @@ namespace pyfleet::internal {
 //     weights being served. So an archive never maps the file itself: CopyOfFile()
 //     copies it, in the kernel (copy_file_range, else sendfile, else pread/write),
 //     into a memfd that is then sealed against writes, shrinking and growing, and maps
-//     that privately (/proc/self/maps: "/memfd:pyfleet-package:<real path> (deleted)"). The copy is the archive's file from then on: fd(), fileCrc32()
-//     and remap() (snapshots) use it, so CRC and SHA-256 checks hash exactly the bytes
+//     that privately (/proc/self/maps: "/memfd:pyfleet-package:<real path> (deleted)").
+//     The copy is the archive's file from then on: fd(), fileCrc32() and remap()
+//     (snapshots) use it, so CRC and SHA-256 checks hash exactly the bytes
 //     that are served. A file that changes size or timestamps WHILE it is being copied
 //     is DATA_LOSS ("changed while it was being read"); opening it again reads the new
 //     contents. Loading the path again after a change opens the new file.
 // The price: the copy is shared memory (RssShmem, swappable but not evictable like
 // page cache) the size of the package, and a kernel copy of the file at open
-// (benchmarks/soak/package_file_costs.cpp measures it against the alternatives). Rejected: mapping the file and checking fstat() before reads (a
+// (benchmarks/soak/package_file_costs.cpp measures it against the alternatives).
+// Rejected: mapping the file and checking fstat() before reads (a
 // truncation between the check and the read is still SIGBUS, and a same-size rewrite
 // is not seen at all); privatizing every page up front (MADV_POPULATE_WRITE: the same
 // memory, as anonymous pages, and remap() would read the new file). Tested in
