@@ -21,6 +21,7 @@
 #include <string>
 
 #include "pyfleet/pyfleet.h"
+#include "tests/common/error_of.h"
 
 namespace pyfleet::testing {
 
@@ -49,18 +50,6 @@ class ScopedEnv {
   std::string name_;
   std::optional<std::string> old_;
 };
-
-// Runs `body` and returns the pyfleet::Error it throws (fails the test if none).
-template <typename Body>
-Error ErrorOf(Body&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected a pyfleet::Error";
-  return Error(absl::UnknownError("no error"));
-}
 
 // The source of tests/faults/fault_functions.py.
 inline std::string FaultFunctionsSource() {

@@ -16,6 +16,7 @@
 #include "pyfleet/pyfleet.h"
 #include "runtime/src/access.h"
 #include "runtime/src/interpreter_core.h"
+#include "tests/common/error_of.h"
 #include "tests/runtime/host_api_test_env.h"
 
 namespace pyfleet {
@@ -26,18 +27,7 @@ using testing::ExpectSameIValue;
 using testing::HostPackage;
 using testing::LoadReference;
 using testing::SharedManager;
-
-// Runs `body` and returns the pyfleet::Error it throws (fails the test if none).
-template <typename Body>
-Error ErrorOf(Body&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected a pyfleet::Error";
-  return Error(absl::UnknownError("no error"));
-}
+using testing::ErrorOf;
 
 // ---- Results equal torch's stock importer, from many threads -------------------------
 

@@ -30,11 +30,13 @@
 
 #include "pyfleet/pyfleet.h"
 #include "runtime/src/access.h"
+#include "tests/common/error_of.h"
 
 namespace pyfleet {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::ErrorOf;
 
 std::string Package_(const std::string& name) { return std::string(PYFLEET_SECURITY_PACKAGES) + "/" + name + ".pt"; }
 
@@ -81,18 +83,6 @@ int AcceptConnections(int ms) {
 }
 
 bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
-
-// Runs `body` and returns the pyfleet::Error it throws (fails the test if none).
-template <typename Body>
-Error ErrorOf(Body&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected a pyfleet::Error";
-  return Error(absl::UnknownError("no error"));
-}
 
 // The extern modules the strict policy allows: what model.pt and vision.pt need, and
 // what behaviours.pt's spawns / connects / writes legitimately import (os, subprocess,
