@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <future>
 #include <optional>
 
 #include "absl/cleanup/cleanup.h"
@@ -38,6 +39,18 @@ constexpr auto kWatcherIdleTimer = std::chrono::seconds(1);
 // than that needs no signal (a woken watcher finding its call already ended would sleep
 // forever again, and the next call would have to wake it). A timer that fires for
 // calls that ended finds nothing to do and sets the next one.
+
+// Note [Workers take a call only with a free interpreter]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Interpreters are taken by workers and also by callers' own threads (callHere(),
+// operator(), sessions). A worker that popped a call and then found every interpreter
+// busy would wait on a GIL with the call out of the queue: the queue would drain into
+// blocked workers and max_queue would no longer bound what waits. So a worker first
+// takes a free interpreter (LoadBalancer::acquireFree), then pops a call. One exception
+// keeps the queue from waiting forever: an interpreter held by something else than a
+// call of ours (a session kept open, perhaps idle, perhaps by the very thread that waits
+// for the queued call) is shared once nothing was released for kShareHeldAfter.
+constexpr absl::Duration kShareHeldAfter = absl::Milliseconds(200);
 
 double SecondsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
@@ -96,9 +109,10 @@ Dispatcher::Dispatcher(ManagerState* manager, size_t workers, size_t max_queue)
 
 Dispatcher::~Dispatcher() { shutdown(); }
 
-void Dispatcher::submit(std::shared_ptr<const ReplicatedObjImpl> target, std::vector<c10::IValue> args,
-                        std::unordered_map<std::string, c10::IValue> kwargs, const CallOptions& options,
-                        std::function<void(CallResult)> done) {
+std::shared_ptr<Dispatcher::Call> Dispatcher::makeCall(std::shared_ptr<const ReplicatedObjImpl> target,
+                                                      std::vector<c10::IValue> args,
+                                                      std::unordered_map<std::string, c10::IValue> kwargs,
+                                                      const CallOptions& options, std::function<void(CallResult)> done) {
   auto call = std::make_shared<Call>();
   call->target = std::move(target);
   call->args = std::move(args);
@@ -107,6 +121,16 @@ void Dispatcher::submit(std::shared_ptr<const ReplicatedObjImpl> target, std::ve
   call->cancellation = options.cancellation;
   call->submitted = Clock::now();
   if (options.timeout > std::chrono::nanoseconds::zero()) call->deadline = call->submitted + options.timeout;
+  return call;
+}
+
+void Dispatcher::submit(std::shared_ptr<const ReplicatedObjImpl> target, std::vector<c10::IValue> args,
+                        std::unordered_map<std::string, c10::IValue> kwargs, const CallOptions& options,
+                        std::function<void(CallResult)> done) {
+  enqueue(makeCall(std::move(target), std::move(args), std::move(kwargs), options, std::move(done)));
+}
+
+void Dispatcher::enqueue(std::shared_ptr<Call> call) {
   absl::MutexLock lock(&mu_);
   if (stopping_) {
     throw Error(absl::FailedPreconditionError("submit: the InterpreterManager has been destroyed"));
@@ -122,6 +146,25 @@ void Dispatcher::submit(std::shared_ptr<const ReplicatedObjImpl> target, std::ve
   wakeWatcherFor(*call);
 }
 
+CallResult Dispatcher::callHere(std::shared_ptr<const ReplicatedObjImpl> target, std::vector<c10::IValue> args,
+                                std::unordered_map<std::string, c10::IValue> kwargs, const CallOptions& options) {
+  // Whoever completes the call (this thread, a worker or the watcher) sets the promise;
+  // shared, since the call may outlive this frame in the queue.
+  auto promise = std::make_shared<std::promise<CallResult>>();
+  std::future<CallResult> future = promise->get_future();
+  std::shared_ptr<Call> call = makeCall(std::move(target), std::move(args), std::move(kwargs), options,
+                                        [promise](CallResult result) { promise->set_value(std::move(result)); });
+  const int position = manager_->balancer().tryAcquireFree();
+  if (position < 0 || !run(call, position, /*only_if_queue_empty=*/true)) {
+    try {
+      enqueue(call);
+    } catch (const Error& e) {
+      return CallResult::failure(e);
+    }
+  }
+  return future.get();
+}
+
 void Dispatcher::wakeWatcherFor(const Call& call) {
   if (call.deadline < watcher_wakes_ ||
       (call.cancellation != nullptr && watcher_wakes_ > Clock::now() + kCancellationPoll)) {
@@ -129,30 +172,63 @@ void Dispatcher::wakeWatcherFor(const Call& call) {
   }
 }
 
-void Dispatcher::workerLoop() {
+int Dispatcher::takeInterpreterForQueue() {
+  LoadBalancer& balancer = manager_->balancer();
   for (;;) {
-    std::shared_ptr<Call> call;
+    const int position = balancer.acquireFree(kShareHeldAfter, stopping_flag_);
+    if (position >= 0) return position;
+    absl::MutexLock lock(&mu_);
+    if (stopping_ || queue_.empty()) return -1;
+    // Nothing was released for a while: share an interpreter held by something else
+    // than our calls, if there is one (the Note above).
+    std::vector<int64_t> ours(balancer.size(), 0);
+    for (const std::shared_ptr<Call>& call : running_) ++ours[static_cast<size_t>(call->position)];
+    for (size_t i = 0; i < balancer.limit(); ++i) {
+      const int p = static_cast<int>(i);
+      if (!balancer.outOfRotation(p) && balancer.load(p) > ours[i]) {
+        balancer.acquireAt(p);
+        return p;
+      }
+    }
+  }
+}
+
+void Dispatcher::workerLoop() {
+  LoadBalancer& balancer = manager_->balancer();
+  for (;;) {
     {
       absl::MutexLock lock(&mu_);
       while (queue_.empty() && !stopping_) work_cv_.Wait(&mu_);
       if (queue_.empty()) break;  // stopping
-      call = std::move(queue_.front());
-      queue_.pop_front();
-      manager_->metrics().setQueueDepth(static_cast<int64_t>(queue_.size()));
     }
-    if (!call->completed.load(std::memory_order_acquire)) run(call);
+    const int position = takeInterpreterForQueue();
+    if (position < 0) continue;  // stopping, or the queue emptied
+    std::shared_ptr<Call> call;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!queue_.empty()) {
+        call = std::move(queue_.front());
+        queue_.pop_front();
+        manager_->metrics().setQueueDepth(static_cast<int64_t>(queue_.size()));
+      }
+    }
+    if (call == nullptr) {
+      balancer.release(position);  // another worker took it, or it expired
+      continue;
+    }
+    run(call, position);
   }
   // This thread is done with every interpreter: drop its thread states.
   for (Interpreter& interp : manager_->interpreters()) interp.detachThread();
 }
 
-void Dispatcher::run(const std::shared_ptr<Call>& call) {
+bool Dispatcher::run(const std::shared_ptr<Call>& call, int position, bool only_if_queue_empty) {
   LoadBalancer& balancer = manager_->balancer();
-  const int position = balancer.acquire();
   absl::Cleanup release = [&] { balancer.release(position); };
   {
     absl::MutexLock lock(&mu_);
-    if (call->completed.load(std::memory_order_acquire)) return;  // expired while we got here
+    if (only_if_queue_empty && (!queue_.empty() || stopping_)) return false;
+    if (call->completed.load(std::memory_order_acquire)) return true;  // expired while we got here
     call->running = true;
     call->position = position;
     call->thread = pthread_self();
@@ -181,6 +257,8 @@ void Dispatcher::run(const std::shared_ptr<Call>& call) {
     running_.erase(std::find(running_.begin(), running_.end(), call));
     if (call->took_out_of_rotation) balancer.setOutOfRotation(position, false);
   }
+  // Free the interpreter before `done` runs: its caller may call again at once.
+  std::move(release).Invoke();
   // A call the watcher completed (deadline, cancel) counts as such, not as what it
   // returned afterwards.
   if (!call->complete(result)) {
@@ -191,6 +269,7 @@ void Dispatcher::run(const std::shared_ptr<Call>& call) {
   }
   manager_->metrics().recordCall(position, OutcomeOf(result), SecondsBetween(start, end),
                                  SecondsBetween(call->submitted, start));
+  return true;
 }
 
 void Dispatcher::interruptLocked(Call& call) {
@@ -284,11 +363,13 @@ void Dispatcher::shutdown() {
     absl::MutexLock lock(&mu_);
     if (stopping_ && workers_.empty() && !watcher_.joinable()) return;
     stopping_ = true;
+    stopping_flag_.store(true, std::memory_order_release);
     dropped.swap(queue_);
     manager_->metrics().setQueueDepth(0);
     work_cv_.SignalAll();
     watch_cv_.SignalAll();
   }
+  manager_->balancer().wakeWaiters();
   for (const std::shared_ptr<Call>& call : dropped) {
     CallResult result = CallResult::failure(
         Error(absl::CancelledError("the InterpreterManager was destroyed before the call ran")));

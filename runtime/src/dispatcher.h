@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -54,6 +55,15 @@ class Dispatcher {
               std::unordered_map<std::string, c10::IValue> kwargs, const CallOptions& options,
               std::function<void(CallResult)> done);
 
+  // Dispatcher::callHere()
+  //
+  // submit() and wait, without the hand-off: runs on the calling thread when an
+  // interpreter is free and no call waits in the queue; else queues the call (throwing
+  // as submit() does) and waits for a worker to run it. Deadlines and cancellation as
+  // for submit(). Returns the outcome; never throws it.
+  CallResult callHere(std::shared_ptr<const ReplicatedObjImpl> target, std::vector<c10::IValue> args,
+                      std::unordered_map<std::string, c10::IValue> kwargs, const CallOptions& options);
+
   // Fails every queued call with CANCELLED, lets running ones finish, joins the threads.
   // Idempotent.
   void shutdown();
@@ -66,10 +76,20 @@ class Dispatcher {
     CallResult result;
     bool never_ran;
   };
+  std::shared_ptr<Call> makeCall(std::shared_ptr<const ReplicatedObjImpl> target, std::vector<c10::IValue> args,
+                                 std::unordered_map<std::string, c10::IValue> kwargs, const CallOptions& options,
+                                 std::function<void(CallResult)> done);
+  // Queues `call`; throws as submit() does.
+  void enqueue(std::shared_ptr<Call> call);
+  // A free interpreter for a worker with a call to take (Note [Workers take a call only
+  // with a free interpreter]); -1 when stopping or when the queue emptied meanwhile.
+  int takeInterpreterForQueue();
   void workerLoop();
   void watchLoop();
-  // Runs `call` on a free interpreter, unless it completed meanwhile.
-  void run(const std::shared_ptr<Call>& call);
+  // Runs `call` on interpreter `position` (taken from the balancer; this gives it back)
+  // on this thread, unless it completed meanwhile. With `only_if_queue_empty`, returns
+  // false without running it if calls wait in the queue (they go first).
+  bool run(const std::shared_ptr<Call>& call, int position, bool only_if_queue_empty = false);
   // Expires, cancels and interrupts; adds the calls to complete (outside mu_) to `done`
   // and returns when to look again.
   Clock::time_point watchOnce(Clock::time_point now, std::vector<Finished>& done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -87,6 +107,7 @@ class Dispatcher {
   std::deque<std::shared_ptr<Call>> queue_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<Call>> running_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> stopping_flag_{false};  // stopping_, for workers waiting outside mu_
   // When the sleeping watcher wakes by itself (max: never); min while it is awake (it
   // looks at every call before it sleeps again).
   Clock::time_point watcher_wakes_ ABSL_GUARDED_BY(mu_) = Clock::time_point::min();

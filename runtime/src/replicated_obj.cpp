@@ -152,6 +152,22 @@ void ReplicatedObj::submit(std::vector<c10::IValue> args, std::function<void(Cal
   dispatcher->submit(impl_, std::move(args), {}, options, std::move(done));
 }
 
+c10::IValue ReplicatedObj::call(std::vector<c10::IValue> args, CallOptions options) const {
+  return call(std::move(args), std::unordered_map<std::string, c10::IValue>(), std::move(options));
+}
+
+c10::IValue ReplicatedObj::call(std::vector<c10::IValue> args, std::unordered_map<std::string, c10::IValue> kwargs,
+                                CallOptions options) const {
+  const ReplicatedObjImpl& i = impl("call");
+  std::shared_ptr<internal::Dispatcher> dispatcher = i.manager().dispatcher();
+  if (dispatcher == nullptr) {
+    throw Error(absl::FailedPreconditionError("call: the InterpreterManager has been destroyed"));
+  }
+  CallResult result = dispatcher->callHere(impl_, std::move(args), std::move(kwargs), options);
+  if (!result.ok()) throw *result.error();
+  return result.value();
+}
+
 void ReplicatedObj::unload(const Interpreter* onThisInterpreter) {
   if (impl_ == nullptr) return;  // nothing to drop
   impl_->unload(onThisInterpreter == nullptr ? -1 : PositionOf(*impl_, *onThisInterpreter));

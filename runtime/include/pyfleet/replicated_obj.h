@@ -104,6 +104,17 @@ class PYFLEET_API ReplicatedObj {
   void submit(std::vector<c10::IValue> args, std::function<void(CallResult)> done,
               CallOptions options = {}) const;
 
+  // ReplicatedObj::call()
+  //
+  // submit(args, options).get() without the hand-off to a worker thread: runs self(*args)
+  // on the calling thread when an interpreter is free and no call waits in the queue,
+  // else waits its turn there. Throws what submit() and the call throw. A call running on
+  // this thread when its deadline passes is interrupted, and throws DEADLINE_EXCEEDED
+  // once Python gives the thread back.
+  c10::IValue call(std::vector<c10::IValue> args, CallOptions options) const;
+  c10::IValue call(std::vector<c10::IValue> args, std::unordered_map<std::string, c10::IValue> kwargs,
+                   CallOptions options) const;
+
   // ReplicatedObj::unload()
   //
   // Drops the copy on `onThisInterpreter`, or on every interpreter if null; the next use

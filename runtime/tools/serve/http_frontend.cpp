@@ -4,7 +4,6 @@
 #include <httplib.h>
 #include <sys/socket.h>
 
-#include <future>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -290,13 +289,7 @@ void HttpFrontend::routes() {
              } else {
                notes.id = request.id;
                request.deadline = ctx.deadlineFor(request.timeout);
-               // Shared: the callback may run on another thread while this one wakes up.
-               auto promise = std::make_shared<std::promise<absl::StatusOr<InferOutputs>>>();
-               std::future<absl::StatusOr<InferOutputs>> future = promise->get_future();
-               (*model)->infer(std::move(request), [promise](absl::StatusOr<InferOutputs> r) {
-                 promise->set_value(std::move(r));
-               });
-               result = future.get();
+               result = (*model)->inferHere(std::move(request));
              }
              const std::string& version = (*model)->version();
              if (result.ok()) {

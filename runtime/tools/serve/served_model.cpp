@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <future>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -336,7 +337,8 @@ absl::StatusOr<std::vector<at::Tensor>> ServedModel::flatten(const c10::IValue& 
   return tensors;
 }
 
-void ServedModel::run(std::vector<at::Tensor> inputs, Clock::time_point deadline, DynamicBatcher::Done done) const {
+void ServedModel::run(std::vector<at::Tensor> inputs, Clock::time_point deadline, DynamicBatcher::Done done,
+                      bool on_this_thread) const {
   CallOptions options;
   if (deadline != Clock::time_point::max()) {
     const auto left = deadline - Clock::now();
@@ -347,6 +349,16 @@ void ServedModel::run(std::vector<at::Tensor> inputs, Clock::time_point deadline
     options.timeout = left;
   }
   std::vector<c10::IValue> args(inputs.begin(), inputs.end());
+  if (on_this_thread) {
+    absl::StatusOr<std::vector<at::Tensor>> outputs;
+    try {
+      outputs = flatten(call_.call(std::move(args), options));
+    } catch (const std::exception& e) {
+      outputs = StatusFromError(name_, e);
+    }
+    done(std::move(outputs));
+    return;
+  }
   try {
     call_.submit(
         std::move(args),
@@ -364,7 +376,17 @@ void ServedModel::run(std::vector<at::Tensor> inputs, Clock::time_point deadline
   }
 }
 
-void ServedModel::infer(InferRequest request, InferDone done) const {
+absl::StatusOr<InferOutputs> ServedModel::inferHere(InferRequest request) const {
+  // Shared: a batched request's callback may run on another thread while this one wakes.
+  auto promise = std::make_shared<std::promise<absl::StatusOr<InferOutputs>>>();
+  std::future<absl::StatusOr<InferOutputs>> future = promise->get_future();
+  infer(
+      std::move(request), [promise](absl::StatusOr<InferOutputs> r) { promise->set_value(std::move(r)); },
+      /*on_this_thread=*/true);
+  return future.get();
+}
+
+void ServedModel::infer(InferRequest request, InferDone done, bool on_this_thread) const {
   const State state = state_.load(std::memory_order_acquire);
   if (state != State::kReady) {
     done(absl::UnavailableError(state == State::kFailed ? absl::StrCat("model '", name_, "' is not ready: it failed to load: ", failure())
@@ -404,7 +426,7 @@ void ServedModel::infer(InferRequest request, InferDone done) const {
     batcher_->enqueue(*std::move(inputs), rows, request.deadline, std::move(finish));
     return;
   }
-  run(*std::move(inputs), request.deadline, std::move(finish));
+  run(*std::move(inputs), request.deadline, std::move(finish), on_this_thread);
 }
 
 }  // namespace pyfleet::serve

@@ -66,7 +66,11 @@ class ServedModel {
   // RESOURCE_EXHAUSTED when the queue is full, DEADLINE_EXCEEDED when request.deadline
   // passes first, UNKNOWN with "<ExceptionType>: <message>" when the model raised.
   // Thread-safe; never throws.
-  void infer(InferRequest request, InferDone done) const;
+  void infer(InferRequest request, InferDone done) const { infer(std::move(request), std::move(done), false); }
+  // infer() for a caller that waits anyway (an HTTP handler thread): an unbatched model
+  // runs on this thread when an interpreter is free (ReplicatedObj::call), which saves
+  // the hand-off to a worker and back.
+  absl::StatusOr<InferOutputs> inferHere(InferRequest request) const;
 
   // ServedModel::stop()
   //
@@ -97,8 +101,11 @@ class ServedModel {
   absl::StatusOr<std::vector<at::Tensor>> orderInputs(const InferRequest& request) const;
   // The indices (into metadata_.outputs) the request asks for.
   absl::StatusOr<std::vector<size_t>> selectOutputs(const InferRequest& request) const;
-  // Runs one (possibly batched) call of `inputs`; `done` gets the flattened outputs.
-  void run(std::vector<at::Tensor> inputs, Clock::time_point deadline, DynamicBatcher::Done done) const;
+  void infer(InferRequest request, InferDone done, bool on_this_thread) const;
+  // Runs one (possibly batched) call of `inputs`; `done` gets the flattened outputs. On
+  // this thread if `on_this_thread` (and done() before it returns), else by submit().
+  void run(std::vector<at::Tensor> inputs, Clock::time_point deadline, DynamicBatcher::Done done,
+           bool on_this_thread = false) const;
 
   const std::string name_;
   const std::string path_;
