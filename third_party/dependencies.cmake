@@ -12,10 +12,23 @@ list(GET _pyinfo 1 PYFLEET_PYTHON_INCLUDE)
 list(GET _pyinfo 2 PYFLEET_PYTHON_EXT_SUFFIX)
 list(GET _pyinfo 3 PYFLEET_PYTHON_STDLIB)
 list(GET _pyinfo 4 PYFLEET_PYTHON_DYNLOAD)
-set(PYFLEET_PYTHON_PIC_ARCHIVE ${PYFLEET_PYTHON_LIBPL}/libpython3.11-pic.a)
+# CPython itself: Debian's PIC archive (the default and the fallback), or the PGO+LTO
+# build of Debian's own CPython source that scripts/build-python caches in .cache/cpython
+# (Note [An LTO build of Debian's CPython] there), or any archive named here.
+set(PYFLEET_PYTHON_ARCHIVE "" CACHE FILEPATH
+    "a PIC libpython3.11 archive to embed instead of Debian's libpython3.11-pic.a")
+set(_built_python ${CMAKE_SOURCE_DIR}/.cache/cpython/libpython3.11-pic-lto.a)
+if(PYFLEET_PYTHON_ARCHIVE)
+  set(PYFLEET_PYTHON_PIC_ARCHIVE ${PYFLEET_PYTHON_ARCHIVE})
+elseif(EXISTS ${_built_python} AND NOT PYFLEET_SANITIZE)
+  set(PYFLEET_PYTHON_PIC_ARCHIVE ${_built_python})
+else()
+  set(PYFLEET_PYTHON_PIC_ARCHIVE ${PYFLEET_PYTHON_LIBPL}/libpython3.11-pic.a)
+endif()
 if(NOT EXISTS ${PYFLEET_PYTHON_PIC_ARCHIVE})
   message(FATAL_ERROR "missing ${PYFLEET_PYTHON_PIC_ARCHIVE}: apt-get install libpython3.11-dev")
 endif()
+message(STATUS "pyfleet: CPython from ${PYFLEET_PYTHON_PIC_ARCHIVE}")
 
 # The embedded interpreter links CPython minus dynload_shlib.o: pyfleet supplies its own
 # _PyImport_FindSharedFuncptr (see interpreter/src/dynload.cpp).
