@@ -1,0 +1,48 @@
+"""benchmarks/bench/memory_floor.py: a real run on a small package measures every setup and
+its figures hang together. Nothing is timed, and no memory target is asserted here (targets
+live in the benchmark's output): only what must hold on any machine.
+
+    python3 memory_floor_test.py --script benchmarks/bench/memory_floor.py \
+        --worker B/bin/pyfleet-bench-worker --package B/examples/mlp.pt
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+ARGS = None
+
+
+class MemoryFloorTest(unittest.TestCase):
+    def test_two_replicas(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "floor.json")
+            run = subprocess.run([sys.executable, ARGS.script, "--worker", ARGS.worker, "--package", ARGS.package,
+                                  "--replicas", "2", "--settle", "0.3", "--json", out],
+                                 capture_output=True, text=True, timeout=300)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertIn("floor: torchscript + 2 x Python heap", run.stdout)
+            with open(out) as f:
+                r = json.load(f)
+        # `import torch` alone leaves tens of MB of Python objects in python3.
+        self.assertGreater(r["python_heap_mb"], 20)
+        # Every pyfleet interpreter has Python objects of its own: a further one costs at
+        # least most of python3's heap (tracemalloc's count and PSS differ by a little).
+        self.assertGreater(r["further_interpreter_mb"], 0.8 * r["python_heap_mb"])
+        # One process of pyfleet's holds LibTorch once: two interpreters take less than two
+        # python3 processes, and more than the floor.
+        self.assertLess(r["multi_python_mb"], r["python_processes_mb"])
+        self.assertGreater(r["multi_python_mb"], 0.9 * r["floor_mb"])
+        self.assertAlmostEqual(r["floor_mb"], r["torchscript_mb"] + 2 * r["python_heap_mb"], places=3)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--script", required=True)
+    parser.add_argument("--worker", required=True)
+    parser.add_argument("--package", required=True)
+    ARGS, rest = parser.parse_known_args()
+    unittest.main(argv=[sys.argv[0]] + rest)
