@@ -109,44 +109,75 @@ absl::string_view oldStringTable(const ElfFile& elf) {
   return elf.bytes().substr(sh.sh_offset, sh.sh_size);
 }
 
-// A relayout rewrites a few parts of the old file in place: the ELF header, the .dynamic
-// and .dynstr section headers, the vn_file of version needs on replaced libraries, and
-// (with demote_unique, done first) .dynsym. In a crafted file they can overlap (a section
-// header table at offset 8, say), and one write would undo another: the result would
-// not parse back. Such a file is refused up front. (tests/fuzz/elf_edit_fuzzer)
-absl::Status checkRewritesDisjoint(const ElfFile& elf, const ElfEdits& edits,
+// An edit writes a few parts of the old file in place: a relayout the ELF header, the
+// .dynamic and .dynstr section headers and the vn_file of version needs on replaced
+// libraries; demote_unique (done first) .dynsym. Parsing the result then reads other parts
+// in place: the headers, the old dynamic section (without a relayout), the version needs.
+// In a crafted file these can overlap (a section header table at offset 8, say, or a
+// version need whose vn_file is another one's vn_next), and one write would undo another
+// or change what the parse reads: the result would not parse back. Such a file is refused
+// up front. A write may overlap only what it belongs to (a section header its table, a
+// vn_file its own version need). (tests/fuzz/elf_edit_fuzzer)
+absl::Status checkRewritesDisjoint(const ElfFile& elf, const ElfEdits& edits, bool relayout,
                                    absl::string_view file_name) {
+  // What a range belongs to: one of these, or the index of its version need (>= 0).
+  enum Owner : int64_t {
+    kHeader = -1,
+    kProgramHeaders = -2,
+    kSectionHeaders = -3,
+    kDynamic = -4,
+    kDynsym = -5,
+  };
   struct Range {
     uint64_t begin, end;
     const char* what;
+    int64_t owner;
   };
-  std::vector<Range> ranges = {{0, sizeof(Elf64_Ehdr), "the ELF header"}};
-  for (int index : {elf.dynamicSectionIndex(), elf.dynstrSectionIndex()}) {
-    if (index < 0) continue;
-    const uint64_t at = elf.header().e_shoff + static_cast<uint64_t>(index) * sizeof(Elf64_Shdr);
-    ranges.push_back({at, at + sizeof(Elf64_Shdr), "a section header"});
+  const Elf64_Ehdr& header = elf.header();
+  std::vector<Range> reads = {
+      {0, sizeof(Elf64_Ehdr), "the ELF header", kHeader},
+      {header.e_phoff, header.e_phoff + uint64_t{header.e_phnum} * sizeof(Elf64_Phdr),
+       "the program headers", kProgramHeaders},
+      {elf.dynamicOffset(), elf.dynamicOffset() + (elf.dynamicEntries().size() + 1) * sizeof(Elf64_Dyn),
+       "the dynamic section", kDynamic}};
+  if (header.e_shnum > 0) {
+    reads.push_back({header.e_shoff, header.e_shoff + uint64_t{header.e_shnum} * sizeof(Elf64_Shdr),
+                     "the section headers", kSectionHeaders});
   }
-  for (const ElfFile::Verneed& verneed : elf.verneeds()) {
+  std::vector<Range> writes;
+  if (relayout) writes.push_back({0, sizeof(Elf64_Ehdr), "the ELF header", kHeader});
+  for (int index : {elf.dynamicSectionIndex(), elf.dynstrSectionIndex()}) {
+    if (!relayout || index < 0) continue;
+    const uint64_t at = header.e_shoff + static_cast<uint64_t>(index) * sizeof(Elf64_Shdr);
+    writes.push_back({at, at + sizeof(Elf64_Shdr), "a section header", kSectionHeaders});
+  }
+  for (size_t v = 0; v < elf.verneeds().size(); ++v) {
+    const ElfFile::Verneed& verneed = elf.verneeds()[v];
+    const auto owner = static_cast<int64_t>(v);
+    reads.push_back({verneed.offset, verneed.offset + sizeof(Elf64_Verneed), "a version need", owner});
     for (const auto& [from, to] : edits.replace_needed) {
-      if (verneed.file != from) continue;
+      if (!relayout || verneed.file != from) continue;
       const uint64_t at = verneed.offset + offsetof(Elf64_Verneed, vn_file);
-      ranges.push_back({at, at + sizeof(Elf64_Word), "a version need"});
+      writes.push_back({at, at + sizeof(Elf64_Word), "a version need's vn_file", owner});
       break;
     }
   }
   if (edits.demote_unique) {
-    ranges.push_back({elf.dynsymOffset(), elf.dynsymOffset() + elf.dynsymCount() * sizeof(Elf64_Sym),
-                      ".dynsym"});
+    writes.push_back({elf.dynsymOffset(), elf.dynsymOffset() + elf.dynsymCount() * sizeof(Elf64_Sym),
+                      ".dynsym", kDynsym});
   }
-  for (size_t i = 0; i < ranges.size(); ++i) {
-    for (size_t j = i + 1; j < ranges.size(); ++j) {
-      const Range& a = ranges[i];
-      const Range& b = ranges[j];
-      if (a.begin < b.end && b.begin < a.end) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            file_name, ": cannot edit: ", a.what, " at offset ", a.begin, " overlaps ", b.what,
-            " at offset ", b.begin));
-      }
+  auto overlap = [&](const Range& a, const Range& b) {
+    return absl::InvalidArgumentError(absl::StrCat(file_name, ": cannot edit: ", a.what, " at offset ",
+                                                   a.begin, " overlaps ", b.what, " at offset ", b.begin));
+  };
+  for (size_t i = 0; i < writes.size(); ++i) {
+    for (size_t j = i + 1; j < writes.size(); ++j) {
+      if (writes[i].begin < writes[j].end && writes[j].begin < writes[i].end) return overlap(writes[i], writes[j]);
+    }
+  }
+  for (const Range& w : writes) {
+    for (const Range& r : reads) {
+      if (w.owner != r.owner && w.begin < r.end && r.begin < w.end) return overlap(w, r);
     }
   }
   return absl::OkStatus();
@@ -330,20 +361,17 @@ absl::StatusOr<EditedImage> editElf(std::string image, absl::string_view file_na
   // `before` views `image`, which may be reallocated below; keep what is read afterwards.
   const std::string old_dynstr(oldStringTable(before));
 
-  EditedImage out;
-  if (edits.demote_unique) out.demoted = demoteUnique(before, image);
   const bool needs_relayout = !edits.add_needed.empty() || !edits.replace_needed.empty() ||
                               !edits.remove_needed.empty() ||
                               edits.soname.has_value() || edits.runpath.has_value();
-  if (needs_relayout) {
-    if (before.header().e_phnum >= PN_XNUM - 1) {
-      return absl::UnimplementedError(absl::StrCat(
-          file_name, ": no room for one more program header (e_phnum=", before.header().e_phnum,
-          ")"));
-    }
-    PYFLEET_RETURN_IF_ERROR(checkRewritesDisjoint(before, edits, file_name));
-    relayout(before, old_dynstr, edits, image, out);
+  if (needs_relayout && before.header().e_phnum >= PN_XNUM - 1) {
+    return absl::UnimplementedError(absl::StrCat(
+        file_name, ": no room for one more program header (e_phnum=", before.header().e_phnum, ")"));
   }
+  PYFLEET_RETURN_IF_ERROR(checkRewritesDisjoint(before, edits, needs_relayout, file_name));
+  EditedImage out;
+  if (edits.demote_unique) out.demoted = demoteUnique(before, image);
+  if (needs_relayout) relayout(before, old_dynstr, edits, image, out);
 
   PYFLEET_ASSIGN_OR_RETURN(ElfFile after, ElfFile::parse(image, std::string(file_name)));
   // Without a relayout DT_STRSZ is unchanged: check the bytes it covers.

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "loader/elf_file.h"
@@ -231,6 +232,45 @@ TEST(ElfEditTest, RefusesFilesWhoseRewrittenPartsOverlap) {
   EXPECT_EQ(out.status().message(),
             "libz.so.1: cannot edit: the ELF header at offset 0 overlaps a section header at "
             "offset 8");
+}
+
+// Found by tests/fuzz/elf_edit_fuzzer: two version needs that overlap, the second one's
+// vn_file being the first one's vn_next. Replacing the library the second one names
+// rewrote that vn_file, so the chain of the result led outside the file ("address ... is
+// not in the file part of any PT_LOAD"). Such a file is now refused before any write.
+TEST(ElfEditTest, RefusesAWriteIntoWhatTheParseReads) {
+  std::string libz = readTestFile(kLibz);
+  const ElfFile elf = parseOrDie(libz, "libz.so.1");
+  ASSERT_EQ(elf.verneeds().size(), 1u);
+  const uint64_t first = elf.verneeds()[0].offset;
+  // The second need starts 8 bytes into the first: its vn_file is the first's vn_next, 8,
+  // which names "start__" in .dynstr (the tail of "__gmon_start__" at 1).
+  ::pyfleet::internal::testing::putAt<Elf64_Word>(libz, first + offsetof(Elf64_Verneed, vn_next), 8);
+  ASSERT_EQ(offsetof(Elf64_Verneed, vn_file) + 8, offsetof(Elf64_Verneed, vn_next));
+  for (size_t i = 0; i < elf.dynamicEntries().size(); ++i) {
+    const Elf64_Sxword tag = elf.dynamicEntries()[i].d_tag;
+    const uint64_t value_at = elf.dynamicOffset() + i * sizeof(Elf64_Dyn) + offsetof(Elf64_Dyn, d_un);
+    if (tag == DT_VERNEEDNUM) ::pyfleet::internal::testing::putAt<Elf64_Xword>(libz, value_at, 2);
+    if (tag == DT_NEEDED) ::pyfleet::internal::testing::putAt<Elf64_Xword>(libz, value_at, 8);
+  }
+  const ElfFile crafted = parseOrDie(libz, "libz.so.1");
+  ASSERT_EQ(crafted.needed(), std::vector<std::string>{"start__"});
+  ASSERT_EQ(crafted.verneeds().size(), 2u);
+  ASSERT_EQ(crafted.verneeds()[1].offset, first + 8);
+  ASSERT_EQ(crafted.verneeds()[1].file, "start__");
+
+  ElfEdits edits;
+  edits.replace_needed = {{"start__", "i00000001-d0002-dep.so"}};
+  absl::StatusOr<EditedImage> out = editElf(libz, "libz.so.1", edits);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(out.status().message(),
+            absl::StrCat("libz.so.1: cannot edit: a version need's vn_file at offset ", first + 12,
+                         " overlaps a version need at offset ", first));
+  // Without the overlap the same edit goes through.
+  std::string plain = readTestFile(kLibz);
+  ElfEdits libc;
+  libc.replace_needed = {{"libc.so.6", "i00000001-d0002-dep.so"}};
+  EXPECT_TRUE(editElf(plain, "libz.so.1", libc).ok());
 }
 
 // Found by tests/fuzz/elf_edit_fuzzer (a test library whose DT_STRSZ was cut below the
