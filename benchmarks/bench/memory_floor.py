@@ -26,17 +26,18 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"  # Debian's, with torch (a pyenv python3 may come first on PATH)
 
+# Loads the package as pyfleet-bench's python3 workers do (bench_worker.load), counting
+# from before `import torch`.
 PYTHON_HEAP = r"""
 import gc, sys, tracemalloc
+sys.path.insert(0, sys.argv[1])
+from bench_worker import load
 tracemalloc.start()
 import torch
-from torch.package import PackageImporter
-importer = PackageImporter(sys.argv[1])
-model = importer.load_pickle("model", "model.pkl")
-example = importer.load_pickle("model", "example.pkl")
+model, example = load(sys.argv[2])
 torch.set_num_threads(1)
 with torch.no_grad():
-    model(*(example if isinstance(example, tuple) else (example,)))
+    model(*example)
 gc.collect()
 print(tracemalloc.get_traced_memory()[0])
 """
@@ -68,7 +69,7 @@ def setup_pss_mb(commands, settle):
 
 
 def python_heap_mb(package):
-    out = subprocess.run([PYTHON, "-c", PYTHON_HEAP, package], check=True, capture_output=True, text=True)
+    out = subprocess.run([PYTHON, "-c", PYTHON_HEAP, HERE, package], check=True, capture_output=True, text=True)
     return int(out.stdout.split()[-1]) / 2**20
 
 
