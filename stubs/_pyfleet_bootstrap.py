@@ -34,9 +34,8 @@ from importlib import machinery
 
 # Note [Operator libraries load once per process]
 # ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-# torch 1.13 makes torch.ops.load_library a no-op when sys.executable is "torch_deploy"
-# (which pyfleet sets: Note [sys.executable is "torch_deploy"] in
-# interpreter/src/lifecycle.cpp), so a library of custom operators never registers them
+# torch makes torch.ops.load_library a no-op in its shared-process mode (which pyfleet
+# sets: Note [Telling torch it shares the process] below), so a library of custom operators never registers them
 # and `import torchvision` fails ("'_OpNamespace' 'torchvision' object has no attribute
 # '_cuda_version'"). In pyfleet every interpreter shares the ONE process-wide LibTorch
 # dispatcher: a library loaded once registers its operators for all interpreters, and
@@ -130,13 +129,34 @@ class _PyfleetFinder:
 _finder = None  # the _PyfleetFinder install() put on sys.meta_path
 
 
+# Note [Telling torch it shares the process]
+# ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+# torch has a mode for hosts that run many interpreters over one LibTorch (torch::deploy's):
+# it then skips what is process-global and may be done once only -- the Python
+# registrations with the one dispatcher (torch.library, the meta kernels), loading
+# libtorch_global_deps, the shm manager. Without it the second interpreter's
+# `import torch` fails ("Only a single TORCH_LIBRARY can be used to register the
+# namespace ..."). Each release detects the mode its own way:
+#   torch 1.13: sys.executable == "torch_deploy" (set in PyConfig: interpreter/src/lifecycle.cpp)
+#   torch 2.x:  sys.modules["torch._meta_registrations"] is object, before `import torch`
+# pyfleet sets both, in every interpreter, the first included: no interpreter's Python
+# objects ever serve another's calls through the dispatcher, so any interpreter can be
+# finalized and the rest keep working. What it costs on 2.x: torch.library (custom ops
+# defined in Python: Library.define/impl, torch.library.custom_op, register_fake) does
+# nothing and warns; operators from C++ libraries (torch.ops.load_library,
+# torchvision's) work as before (Note [Operator libraries load once per process]).
+
+
 def install(modules, library_path):
-    """Puts pyfleet's finder first on sys.meta_path.
+    """Puts pyfleet's finder first on sys.meta_path, and puts torch in its
+    shared-process mode (Note [Telling torch it shares the process]).
 
     modules: {dotted name: (source text, is_package)}; library_path: the path of this
     interpreter's library copy as it was dlopen'ed ("" to leave ctypes alone).
     """
     global _finder
+    if library_path:
+        sys.modules.setdefault("torch._meta_registrations", object)
     _finder = _PyfleetFinder(modules, library_path)
     sys.meta_path.insert(0, _finder)
 

@@ -73,6 +73,9 @@ struct ImporterState {
   PyObject* frombuffer;          // torch.frombuffer
   PyObject* torch_empty;         // torch.empty
   PyObject* typed_storage;       // torch.storage.TypedStorage
+  // Which torch's storage API to speak: Note [Storages in torch 1.13 and 2.x] in
+  // pickle_load.cpp. Set by EnsureTorch.
+  bool torch2_storages;
   PyObject* storage_context_type;// torch._C.DeserializationStorageContext
   PyObject* file_reader_type;    // torch._C.PyTorchFileReader
   PyObject* directory_reader;    // torch.package._directory_reader.DirectoryReader

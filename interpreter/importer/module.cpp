@@ -148,6 +148,13 @@ int EnsureTorch(ImporterState* st) {
       Load(&st->package_unpickler, "torch.package._package_unpickler", "PackageUnpickler") < 0) {
     return -1;
   }
+  {
+    // Note [Storages in torch 1.13 and 2.x] in pickle_load.cpp: 2.0 added Tensor.untyped_storage.
+    PyObject* tensor_type = nullptr;
+    if (Load(&tensor_type, "torch", "Tensor") < 0) return -1;
+    st->torch2_storages = PyObject_HasAttrString(tensor_type, "untyped_storage");
+    Py_DECREF(tensor_type);
+  }
   // Make isinstance(imp, torch.package.Importer) true and give the type the Importer
   // methods it inherits in torch (get_name, whichmodule), so OrderedImporter and
   // PackageExporter(importer=(imp, sys_importer)) accept it.

@@ -171,9 +171,23 @@ bool Unpack(PyObject* t, Py_ssize_t start, Py_ssize_t n, PyObject** out) {
   return true;
 }
 
+// Note [Storages in torch 1.13 and 2.x]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// The importer restores storages exactly as the platform's torch.package does, and the
+// two releases spell it differently (torch/package/package_importer.py):
+//   what                          torch 1.13                 torch 2.x
+//   a tensor's untyped storage    tensor._storage()          tensor.untyped_storage()
+//   a context storage, typed      t.storage()                t._typed_storage()
+//   a typed storage's untyped     s.untyped()                s._untyped_storage
+//   a new TypedStorage            TypedStorage(wrap_storage=, dtype=)  ... , _internal=True
+// 2.x's public spellings (storage(), untyped()) warn that TypedStorage is deprecated;
+// its importer uses the internal ones, and so does this one (st->torch2_storages).
+
 // torch.storage.TypedStorage(wrap_storage=untyped, dtype=dtype). New reference or NULL.
 PyObject* NewTypedStorage(ImporterState* st, PyObject* untyped, PyObject* dtype) {
-  PyRef kw = PyRef::steal(Py_BuildValue("{sOsO}", "wrap_storage", untyped, "dtype", dtype));
+  PyRef kw = PyRef::steal(st->torch2_storages
+      ? Py_BuildValue("{sOsOsO}", "wrap_storage", untyped, "dtype", dtype, "_internal", Py_True)
+      : Py_BuildValue("{sOsO}", "wrap_storage", untyped, "dtype", dtype));
   PyRef empty = PyRef::steal(PyTuple_New(0));
   if (!kw || !empty) return nullptr;
   return PyObject_Call(st->typed_storage, empty.get(), kw.get());
@@ -207,7 +221,7 @@ int LoadTensor(PyObject* self, PyObject* dtype, PyObject* size, PyObject* key, P
   if (PyObject_IsTrue(has.get())) {
     PyRef t = PyRef::steal(PyObject_CallMethod(x->storage_context, "get_storage", "OO", name.get(), dtype));
     if (!t) return -1;
-    storage = PyRef::steal(PyObject_CallMethod(t.get(), "storage", nullptr));
+    storage = PyRef::steal(PyObject_CallMethod(t.get(), st->torch2_storages ? "_typed_storage" : "storage", nullptr));
   } else {
     PyRef record = PyRef::steal(PyUnicode_FromFormat(".data/%U", name.get()));
     Py_ssize_t rlen;
@@ -256,7 +270,8 @@ int LoadTensor(PyObject* self, PyObject* dtype, PyObject* size, PyObject* key, P
       PyRef r = PyRef::steal(PyObject_CallMethod(x->storage_context, "add_storage", "OO", name.get(), tensor.get()));
       if (!r) return -1;
     }
-    PyRef untyped = PyRef::steal(PyObject_CallMethod(tensor.get(), "_storage", nullptr));
+    PyRef untyped = PyRef::steal(
+        PyObject_CallMethod(tensor.get(), st->torch2_storages ? "untyped_storage" : "_storage", nullptr));
     if (!untyped) return -1;
     storage = PyRef::steal(NewTypedStorage(st, untyped.get(), dtype));
   }
@@ -297,7 +312,8 @@ PyObject* Unpickler_persistent_load(PyObject* self, PyObject* saved_id) {
       if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, v[1]);
       return nullptr;
     }
-    PyRef untyped = PyRef::steal(PyObject_CallMethod(storage, "untyped", nullptr));
+    PyRef untyped = PyRef::steal(st->torch2_storages ? PyObject_GetAttrString(storage, "_untyped_storage")
+                                                     : PyObject_CallMethod(storage, "untyped", nullptr));
     if (!untyped) return nullptr;
     return NewTypedStorage(st, untyped.get(), dtype.get());
   }

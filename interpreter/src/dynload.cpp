@@ -1,7 +1,7 @@
 // File: dynload.cpp
 //
 // pyfleet's replacement for CPython's Python/dynload_shlib.c (which the build strips
-// from libpython3.11-pic.a). CPython calls _PyImport_FindSharedFuncptr to load every
+// from libpython3.X-pic.a). CPython calls _PyImport_FindSharedFuncptr to load every
 // native extension module; we ask the host for a private copy of the extension bound
 // to THIS interpreter's library copy (ARCHITECTURE.md §3) and return its PyInit_*.
 // Failures raise ImportError with the name and path, as dynload_shlib.c does, and never
@@ -14,6 +14,7 @@
 #include <string>
 
 #include "interpreter/importer/py_ref.h"
+#include "pyfleet/platform.h"
 #include "interpreter/src/state.h"
 #include "interpreter/src/tensor_bridge.h"
 
@@ -24,8 +25,7 @@ extern "C" {
 typedef void (*dl_funcptr)(void);
 
 // The suffixes CPython tries for extension modules, as dynload_shlib.c defines them.
-const char* _PyImport_DynLoadFiletab[] = {".cpython-311-x86_64-linux-gnu.so", ".abi3.so", ".so",
-                                          nullptr};
+const char* _PyImport_DynLoadFiletab[] = {PYFLEET_PYTHON_EXT_SUFFIX, ".abi3.so", ".so", nullptr};
 
 namespace {
 

@@ -10,13 +10,9 @@
 
 #include "interpreter/importer/py_ref.h"
 #include "interpreter/src/lifecycle.h"
+#include "interpreter/src/python_compat.h"
 #include "interpreter/src/state.h"
 
-// CPython 3.11's own (Python/ceval.c; internal/pycore_ceval.h): arms the eval breaker
-// of `interp` for a pending asynchronous exception. PyThreadState_SetAsyncExc does the
-// same after setting the field, but picks the thread state by thread id, which a stale
-// state of an exited host thread can share (pthread ids are reused).
-extern "C" void _PyEval_SignalAsyncExc(PyInterpreterState* interp);
 
 namespace pyfleet::internal {
 namespace {
@@ -71,7 +67,7 @@ thread_local ThreadSlot t_slot;
 void SetAsyncExc(PyThreadState* ts, PyObject* exc_type) {
   Py_INCREF(exc_type);
   Py_XSETREF(ts->async_exc, exc_type);
-  _PyEval_SignalAsyncExc(ts->interp);
+  pyfleet_signal_async_exc(ts);
 }
 
 // Raises and clears the calling thread's pending asynchronous exception, if any, so that

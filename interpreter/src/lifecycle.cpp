@@ -88,12 +88,9 @@ PyfleetStatus* UsePythonMalloc(const PyfleetInterpConfig* config, bool* python_m
   return nullptr;
 }
 
-// Note [sys.executable is "torch_deploy"]
-// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-// torch 1.13 checks `sys.executable == "torch_deploy"` and then skips process-global
-// registrations (torch.library / meta registrations, libtorch_global_deps, the shm
-// manager). Without it the second interpreter's `import torch` fails with "Only a
-// single TORCH_LIBRARY can be used to register the namespace nvprims".
+// sys.executable is "torch_deploy": torch 1.13's sign of a shared process (torch 2.x
+// reads another, set by the bootstrap): Note [Telling torch it shares the process] in
+// stubs/_pyfleet_bootstrap.py.
 PyfleetStatus* InitializePython(const PyfleetInterpConfig* config, bool python_malloc) {
   PyPreConfig pre;
   PyPreConfig_InitIsolatedConfig(&pre);  // what Py_InitializeFromConfig would pre-initialize with

@@ -12,21 +12,21 @@
 
 #include "interpreter/importer/py_ref.h"
 #include "interpreter/src/state.h"
+#include "interpreter/src/torch_compat.h"
 
 namespace pyfleet::internal {
 namespace {
 
 using TensorImplPtr = c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>;
-using WrapFn = PyObject* (*)(at::TensorBase);
+using torch_compat::WrapFn;
 using GetPyInterpreterFn = c10::impl::PyInterpreter* (*)();
 
-// Mirror of torch 1.13's THPVariable (torch/csrc/autograd/python_variable.h): we may
-// not include that header (it needs pybind11 and binds to one libtorch_python), and
-// THPVariable_Unpack is inline there.
+// The head of torch's THPVariable (torch/csrc/autograd/python_variable.h), the same on
+// 1.13 and 2.x: we may not include that header (it needs pybind11 and binds to one
+// libtorch_python), and THPVariable_Unpack is inline there. Only `cdata` is read.
 struct THPVariableMirror {
   PyObject_HEAD
   c10::MaybeOwned<at::Tensor> cdata;
-  PyObject* backward_hooks;
 };
 
 // Resolves a symbol in this interpreter's libtorch_python copy, importing torch first
@@ -53,7 +53,7 @@ PyObject* WrapOnce(WrapFn wrap, const at::Tensor& t) { return wrap(t); }
 // wraps), or nullptr if torch has not been loaded through pyfleet. Requires the GIL.
 c10::impl::PyInterpreter* SelfPyInterpreter(PyfleetInterp* interp) {
   if (interp->py_interpreter == nullptr && interp->torch_python != nullptr) {
-    auto get = reinterpret_cast<GetPyInterpreterFn>(dlsym(interp->torch_python, "_Z16getPyInterpreterv"));
+    auto get = reinterpret_cast<GetPyInterpreterFn>(dlsym(interp->torch_python, torch_compat::kGetPyInterpreter));
     if (get != nullptr) interp->py_interpreter = get();
   }
   return static_cast<c10::impl::PyInterpreter*>(interp->py_interpreter);
@@ -69,12 +69,10 @@ bool IsDuplicateGetGradientsRegistration(const std::string& msg) {
 // The handler a ScopedRegistrationWarningFilter replaced on this thread.
 thread_local c10::WarningHandler* t_previous_handler = nullptr;
 
-class RegistrationWarningFilter final : public c10::WarningHandler {
- public:
-  void process(const c10::SourceLocation& location, const std::string& msg, const bool verbatim) override {
-    if (IsDuplicateGetGradientsRegistration(msg)) return;
-    if (t_previous_handler != nullptr) t_previous_handler->process(location, msg, verbatim);
-  }
+class RegistrationWarningFilter final : public torch_compat::DroppingWarningHandler {
+ protected:
+  bool Drop(const std::string& msg) const override { return IsDuplicateGetGradientsRegistration(msg); }
+  c10::WarningHandler* Next() const override { return t_previous_handler; }
 };
 
 RegistrationWarningFilter g_registration_filter;  // per library copy; stateless
@@ -88,23 +86,23 @@ bool ShowRegistrationWarnings() {
 
 ScopedRegistrationWarningFilter::ScopedRegistrationWarningFilter() noexcept {
   if (ShowRegistrationWarnings()) return;
-  c10::WarningHandler* current = c10::Warning::get_warning_handler();
+  c10::WarningHandler* current = torch_compat::GetWarningHandler();
   if (current == &g_registration_filter) return;  // nested load on this thread
   previous_ = current;
   t_previous_handler = current;
-  c10::Warning::set_warning_handler(&g_registration_filter);
+  torch_compat::SetWarningHandler(&g_registration_filter);
   installed_ = true;
 }
 
 ScopedRegistrationWarningFilter::~ScopedRegistrationWarningFilter() {
   if (!installed_) return;
-  c10::Warning::set_warning_handler(static_cast<c10::WarningHandler*>(previous_));
+  torch_compat::SetWarningHandler(static_cast<c10::WarningHandler*>(previous_));
   t_previous_handler = nullptr;
 }
 
 PyObject* WrapTensor(PyfleetInterp* interp, void* impl) {
   if (interp->thp_variable_wrap == nullptr) {
-    interp->thp_variable_wrap = TorchSymbol(interp, "_Z16THPVariable_WrapN2at10TensorBaseE", true);
+    interp->thp_variable_wrap = TorchSymbol(interp, torch_compat::kThpVariableWrap, true);
     if (interp->thp_variable_wrap == nullptr) return nullptr;
   }
   auto wrap = reinterpret_cast<WrapFn>(interp->thp_variable_wrap);
@@ -114,7 +112,7 @@ PyObject* WrapTensor(PyfleetInterp* interp, void* impl) {
     t = at::Tensor(TensorImplPtr::reclaim_copy(tensor_impl));
     // See Note [Tensor handoff]: check the tag up front. A c10::Error costs ~140 us in
     // torch 1.13 (it captures a backtrace), far more than the wrap itself.
-    c10::impl::PyInterpreter* tag = tensor_impl->pyobj_interpreter();
+    c10::impl::PyInterpreter* tag = torch_compat::TensorTag(tensor_impl);
     c10::impl::PyInterpreter* self = tag != nullptr ? SelfPyInterpreter(interp) : nullptr;
     if (tag != nullptr && self != nullptr && tag != self) {
       try {

@@ -22,6 +22,7 @@
 #include "loader/elf_file.h"
 #include "loader/library_copy.h"
 #include "loader_test_util.h"
+#include "pyfleet/platform.h"
 
 extern char** environ;
 
@@ -137,14 +138,14 @@ TEST(ElfEditTest, ReplacesNeededAndRunpath) {
 TEST(ElfEditTest, RemovesNeededKeepingTheRestInOrder) {
   const std::string original = readTestFile(kLibtorchPython);
   const ElfFile before = parseOrDie(original, "libtorch_python");
-  ASSERT_THAT(before.needed(), ::testing::Contains("libtorch_cpu.so.1.13"));
+  ASSERT_THAT(before.needed(), ::testing::Contains("libtorch_cpu.so." PYFLEET_TORCH_SOVERSION));
   ElfEdits edits;
-  edits.remove_needed = {"libtorch_cpu.so.1.13", "libc10.so.1.13"};
+  edits.remove_needed = {"libtorch_cpu.so." PYFLEET_TORCH_SOVERSION, "libc10.so." PYFLEET_TORCH_SOVERSION};
   absl::StatusOr<EditedImage> out = editElf(original, "libtorch_python", edits);
   ASSERT_TRUE(out.ok()) << out.status();
   std::vector<std::string> expected;
   for (const std::string& name : before.needed()) {
-    if (name != "libtorch_cpu.so.1.13" && name != "libc10.so.1.13") expected.push_back(name);
+    if (name != "libtorch_cpu.so." PYFLEET_TORCH_SOVERSION && name != "libc10.so." PYFLEET_TORCH_SOVERSION) expected.push_back(name);
   }
   EXPECT_EQ(parseOrDie(out->image, "edited").needed(), expected);
 
@@ -155,17 +156,19 @@ TEST(ElfEditTest, RemovesNeededKeepingTheRestInOrder) {
 }
 
 TEST(ElfEditTest, AddsRunpathAndSonameWhenAbsent) {
-  const std::string original = readTestFile(PYFLEET_TEST_JSON_EXTENSION);
+  const std::string original = readTestFile(PYFLEET_TEST_STDLIB_EXTENSION);
   ElfEdits edits;
   edits.runpath = "/opt/lib";
   edits.soname = "json-copy.so";
   edits.add_needed = {"libm.so.6"};
-  absl::StatusOr<EditedImage> out = editElf(original, "_json.so", edits);
+  absl::StatusOr<EditedImage> out = editElf(original, "_queue.so", edits);
   ASSERT_TRUE(out.ok()) << out.status();
   const ElfFile after = parseOrDie(out->image, "edited");
   EXPECT_EQ(after.runpath(), "/opt/lib");
   EXPECT_EQ(after.soname(), "json-copy.so");
-  EXPECT_THAT(after.needed(), ElementsAre("libm.so.6"));
+  std::vector<std::string> needed = {"libm.so.6"};  // first, then what it had
+  for (const std::string& n : parseOrDie(original, "original").needed()) needed.push_back(n);
+  EXPECT_EQ(after.needed(), needed);
 }
 
 TEST(ElfEditTest, ReplacingAbsentNeededIsNotFound) {
@@ -317,13 +320,13 @@ TEST(ElfEditTest, DemotesUniqueSymbolsInPlace) {
   const std::string original = readTestFile(kLibtorchPython);
   ElfEdits edits;
   edits.demote_unique = true;
-  absl::StatusOr<EditedImage> out = editElf(original, "libtorch_python.so.1.13", edits);
+  absl::StatusOr<EditedImage> out = editElf(original, "libtorch_python.so." PYFLEET_TORCH_SOVERSION, edits);
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(out->demoted, 58);
+  EXPECT_EQ(out->demoted, testing::kLibtorchPythonUniqueSymbols);
   ASSERT_EQ(out->image.size(), original.size());  // no relayout
   size_t changed = 0;
   for (size_t i = 0; i < original.size(); ++i) changed += original[i] != out->image[i];
-  EXPECT_EQ(changed, 58u);  // one st_info byte per symbol
+  EXPECT_EQ(changed, static_cast<size_t>(testing::kLibtorchPythonUniqueSymbols));  // one st_info byte per symbol
   EXPECT_EQ(parseOrDie(out->image, "edited").uniqueSymbolCount(), 0);
 }
 
@@ -331,12 +334,12 @@ TEST(ElfEditTest, EditedLibtorchPythonIsConsistentForReadelf) {
   const std::string original = readTestFile(kLibtorchPython);
   ElfEdits edits;
   edits.add_needed = {"/tmp/pyfleet-test/i00000001-interpreter.so"};
-  edits.replace_needed = {{"libshm.so.1.13", "/tmp/pyfleet-test/libshm-private.so"}};
-  edits.soname = "/tmp/pyfleet-test/i00000001-d0001-libtorch_python.so.1.13.0";
+  edits.replace_needed = {{"libshm.so." PYFLEET_TORCH_SOVERSION, "/tmp/pyfleet-test/libshm-private.so"}};
+  edits.soname = "/tmp/pyfleet-test/i00000001-d0001-libtorch_python.so." PYFLEET_TORCH_SOVERSION ".0";
   edits.demote_unique = true;
-  absl::StatusOr<EditedImage> out = editElf(original, "libtorch_python.so.1.13", edits);
+  absl::StatusOr<EditedImage> out = editElf(original, "libtorch_python.so." PYFLEET_TORCH_SOVERSION, edits);
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(out->demoted, 58);
+  EXPECT_EQ(out->demoted, testing::kLibtorchPythonUniqueSymbols);
   const ElfFile after = parseOrDie(out->image, "edited");
   EXPECT_EQ(after.uniqueSymbolCount(), 0);
   EXPECT_TRUE(after.hasUndefinedPythonSymbols());
@@ -352,9 +355,9 @@ TEST(ElfEditTest, EditedLibtorchPythonIsConsistentForReadelf) {
   const std::string dynamic = runCommand("readelf -dW " + path + " 2>&1");
   EXPECT_THAT(dynamic, HasSubstr("Shared library: [/tmp/pyfleet-test/i00000001-interpreter.so]"));
   EXPECT_THAT(dynamic, HasSubstr("Shared library: [/tmp/pyfleet-test/libshm-private.so]"));
-  EXPECT_THAT(dynamic, HasSubstr("Shared library: [libtorch_cpu.so.1.13]"));
+  EXPECT_THAT(dynamic, HasSubstr("Shared library: [libtorch_cpu.so." PYFLEET_TORCH_SOVERSION "]"));
   EXPECT_THAT(dynamic, HasSubstr(
-      "Library soname: [/tmp/pyfleet-test/i00000001-d0001-libtorch_python.so.1.13.0]"));
+      "Library soname: [/tmp/pyfleet-test/i00000001-d0001-libtorch_python.so." PYFLEET_TORCH_SOVERSION ".0]"));
   EXPECT_THAT(dynamic, ::testing::Not(HasSubstr("Warning")));
   const std::string segments = runCommand("readelf -lW " + path + " 2>&1");
   EXPECT_THAT(segments, ::testing::Not(HasSubstr("Warning")));

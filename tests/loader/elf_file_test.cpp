@@ -11,12 +11,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "loader_test_util.h"
+#include "pyfleet/platform.h"
 
 namespace pyfleet::internal {
 namespace {
 
 using ::pyfleet::internal::testing::getAt;
-using ::pyfleet::internal::testing::kJsonExtension;
+using ::pyfleet::internal::testing::kStdlibExtension;
 using ::pyfleet::internal::testing::kLibtorchPython;
 using ::pyfleet::internal::testing::kLibz;
 using ::pyfleet::internal::testing::putAt;
@@ -27,12 +28,12 @@ using ::testing::StartsWith;
 
 TEST(ElfFileTest, ParsesLibtorchPython) {
   const std::string bytes = readTestFile(kLibtorchPython);
-  absl::StatusOr<ElfFile> elf = ElfFile::parse(bytes, "libtorch_python.so.1.13");
+  absl::StatusOr<ElfFile> elf = ElfFile::parse(bytes, "libtorch_python.so." PYFLEET_TORCH_SOVERSION);
   ASSERT_TRUE(elf.ok()) << elf.status();
-  EXPECT_EQ(elf->soname(), "libtorch_python.so.1.13");
-  EXPECT_THAT(elf->needed(), Contains("libtorch_cpu.so.1.13"));
-  EXPECT_THAT(elf->needed(), Contains("libc10.so.1.13"));
-  EXPECT_EQ(elf->uniqueSymbolCount(), 58);
+  EXPECT_EQ(elf->soname(), "libtorch_python.so." PYFLEET_TORCH_SOVERSION);
+  EXPECT_THAT(elf->needed(), Contains("libtorch_cpu.so." PYFLEET_TORCH_SOVERSION));
+  EXPECT_THAT(elf->needed(), Contains("libc10.so." PYFLEET_TORCH_SOVERSION));
+  EXPECT_EQ(elf->uniqueSymbolCount(), testing::kLibtorchPythonUniqueSymbols);
   EXPECT_TRUE(elf->hasUndefinedPythonSymbols());
   EXPECT_THAT(elf->firstUndefinedPythonSymbol(), ::testing::MatchesRegex("_?Py.*"));
   EXPECT_GE(elf->dynsymSectionIndex(), 0);
@@ -47,10 +48,12 @@ TEST(ElfFileTest, ParsesLibtorchPython) {
 }
 
 TEST(ElfFileTest, ParsesLibPythonExtensionWithoutNeeded) {
-  const std::string bytes = readTestFile(kJsonExtension);
-  absl::StatusOr<ElfFile> elf = ElfFile::parse(bytes, "_json.so");
+  const std::string bytes = readTestFile(kStdlibExtension);
+  absl::StatusOr<ElfFile> elf = ElfFile::parse(bytes, "_queue.so");
   ASSERT_TRUE(elf.ok()) << elf.status();
-  EXPECT_TRUE(elf->needed().empty());
+  // No libpython: its Py* symbols come from whichever CPython loads it (3.13's stdlib
+  // extensions name libc.so.6, 3.11's nothing).
+  for (const std::string& needed : elf->needed()) EXPECT_EQ(needed, "libc.so.6");
   EXPECT_TRUE(elf->hasUndefinedPythonSymbols());
   EXPECT_EQ(elf->uniqueSymbolCount(), 0);
 }
@@ -74,8 +77,8 @@ TEST(ElfFileTest, ExportsOfARealLibraryAndOfOneThatOnlyPullsInOthers) {
   EXPECT_FALSE(z->firstExportedSymbol().empty());
   // Debian's libtorch.so.1.13 defines only the linker's markers (_end, _edata,
   // __bss_start): nothing another object could bind to.
-  const std::string stub = readTestFile("/usr/lib/x86_64-linux-gnu/libtorch.so.1.13");
-  absl::StatusOr<ElfFile> torch = ElfFile::parse(stub, "libtorch.so.1.13");
+  const std::string stub = readTestFile("/usr/lib/x86_64-linux-gnu/libtorch.so." PYFLEET_TORCH_SOVERSION);
+  absl::StatusOr<ElfFile> torch = ElfFile::parse(stub, "libtorch.so." PYFLEET_TORCH_SOVERSION);
   ASSERT_TRUE(torch.ok()) << torch.status();
   EXPECT_EQ(torch->definedSymbolCount(), 0u);
   EXPECT_TRUE(torch->firstExportedSymbol().empty());
@@ -114,11 +117,11 @@ void expectError(const std::string& bytes, absl::StatusCode code, const std::str
 
 TEST(ElfFileTest, ParseDynamicOnlyReadsHeadersAndTheDynamicSection) {
   const std::string bytes = readTestFile(kLibtorchPython);
-  absl::StatusOr<ElfFile> full = ElfFile::parse(bytes, "libtorch_python.so.1.13");
-  absl::StatusOr<ElfFile> dynamic = ElfFile::parseDynamicOnly(bytes, "libtorch_python.so.1.13");
+  absl::StatusOr<ElfFile> full = ElfFile::parse(bytes, "libtorch_python.so." PYFLEET_TORCH_SOVERSION);
+  absl::StatusOr<ElfFile> dynamic = ElfFile::parseDynamicOnly(bytes, "libtorch_python.so." PYFLEET_TORCH_SOVERSION);
   ASSERT_TRUE(full.ok()) << full.status();
   ASSERT_TRUE(dynamic.ok()) << dynamic.status();
-  EXPECT_EQ(dynamic->soname(), "libtorch_python.so.1.13");
+  EXPECT_EQ(dynamic->soname(), "libtorch_python.so." PYFLEET_TORCH_SOVERSION);
   EXPECT_EQ(dynamic->needed(), full->needed());
   EXPECT_EQ(dynamic->runpath(), full->runpath());
   EXPECT_EQ(dynamic->dynamicOffset(), full->dynamicOffset());

@@ -18,27 +18,28 @@
 #include "gtest/gtest.h"
 #include "loader/library_loader.h"
 #include "loader_test_util.h"
+#include "pyfleet/platform.h"
 
 namespace pyfleet::internal {
 namespace {
 
 using ::pyfleet::internal::testing::allocatedBytesOfFileAt;
 using ::pyfleet::internal::testing::dynamicSectionOf;
-using ::pyfleet::internal::testing::kJsonExtension;
+using ::pyfleet::internal::testing::kStdlibExtension;
 using ::pyfleet::internal::testing::neededOf;
 using ::pyfleet::internal::testing::objectFileOf;
 using ::pyfleet::internal::testing::sonameOf;
 using ::pyfleet::internal::testing::symbolOrFail;
 using ::testing::HasSubstr;
 
-constexpr char kLibpython[] = "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0";
+constexpr char kLibpython[] = "/usr/lib/x86_64-linux-gnu/libpython" PYFLEET_PYTHON_VERSION ".so.1.0";
 constexpr char kTorchC[] =
-    "/usr/lib/python3/dist-packages/torch/_C.cpython-311-x86_64-linux-gnu.so";
+    "/usr/lib/python3/dist-packages/torch/_C" PYFLEET_PYTHON_EXT_SUFFIX;
 
 TEST(LibraryLoaderTorchTest, TorchExtensionGetsPrivateLibtorchPythonPerInterpreter) {
   // The host links LibTorch, so it is loaded before any interpreter; load it first here
   // too, so the times below are the loader's own.
-  ASSERT_NE(::dlopen("libtorch.so.1.13", RTLD_NOW | RTLD_GLOBAL), nullptr) << ::dlerror();
+  ASSERT_NE(::dlopen("libtorch.so." PYFLEET_TORCH_SOVERSION, RTLD_NOW | RTLD_GLOBAL), nullptr) << ::dlerror();
   absl::StatusOr<std::unique_ptr<LibraryLoader>> created = LibraryLoader::Create();
   ASSERT_TRUE(created.ok()) << created.status();
   LibraryLoader& loader = **created;
@@ -51,7 +52,7 @@ TEST(LibraryLoaderTorchTest, TorchExtensionGetsPrivateLibtorchPythonPerInterpret
     // libpython3.11.so.1.0, so it cannot answer for the real libpython.
     EXPECT_EQ(sonameOf(interp[i]), loader.interpreterLibraryPath(i));
   }
-  EXPECT_EQ(::dlopen("libpython3.11.so.1.0", RTLD_NOW | RTLD_NOLOAD), nullptr);
+  EXPECT_EQ(::dlopen("libpython" PYFLEET_PYTHON_VERSION ".so.1.0", RTLD_NOW | RTLD_NOLOAD), nullptr);
   const LibraryLoader::Stats before = loader.stats();
   void* ext[2] = {nullptr, nullptr};
   LibraryLoader::Stats step[2];
@@ -79,9 +80,9 @@ TEST(LibraryLoaderTorchTest, TorchExtensionGetsPrivateLibtorchPythonPerInterpret
   void* variable_class1 = symbolOrFail(ext[1], "THPVariableClass");
   EXPECT_NE(variable_class0, variable_class1);
   EXPECT_THAT(objectFileOf(variable_class0),
-              HasSubstr(loader.workspacePath() + "/i00000000-d0001-libtorch_python.so.1.13"));
+              HasSubstr(loader.workspacePath() + "/i00000000-d0001-libtorch_python.so." PYFLEET_TORCH_SOVERSION));
   EXPECT_THAT(objectFileOf(variable_class1),
-              HasSubstr(loader.workspacePath() + "/i00000001-d0001-libtorch_python.so.1.13"));
+              HasSubstr(loader.workspacePath() + "/i00000001-d0001-libtorch_python.so." PYFLEET_TORCH_SOVERSION));
   // ... whose Python symbols come from that interpreter's library copy (searched first) ...
   for (int i = 0; i < 2; ++i) {
     EXPECT_EQ(::dlsym(ext[i], "PyExc_TypeError"), ::dlsym(interp[i], "PyExc_TypeError"));
@@ -93,24 +94,24 @@ TEST(LibraryLoaderTorchTest, TorchExtensionGetsPrivateLibtorchPythonPerInterpret
   EXPECT_THAT(objectFileOf(cpu0), ::testing::Not(HasSubstr(loader.workspacePath())));
   for (int i = 0; i < 2; ++i) {
     const std::string copy = loader.workspacePath() + "/i0000000" + std::to_string(i) +
-                             "-d0001-libtorch_python.so.1.13.0";
+                             "-d0001-libtorch_python.so." PYFLEET_TORCH_SOVERSION ".0";
     void* handle = ::dlopen(copy.c_str(), RTLD_NOW | RTLD_NOLOAD);  // matched by name
     ASSERT_NE(handle, nullptr) << ::dlerror();
     const std::vector<std::string> needed = neededOf(handle);
     EXPECT_THAT(needed, ::testing::Contains(loader.interpreterLibraryPath(i)));
-    EXPECT_THAT(needed, ::testing::Contains("libshm.so.1.13"));  // not global here: kept
-    EXPECT_THAT(needed, ::testing::Not(::testing::Contains("libtorch_cpu.so.1.13")));
+    EXPECT_THAT(needed, ::testing::Contains("libshm.so." PYFLEET_TORCH_SOVERSION));  // not global here: kept
+    EXPECT_THAT(needed, ::testing::Not(::testing::Contains("libtorch_cpu.so." PYFLEET_TORCH_SOVERSION)));
     // libtorch.so.1.13 defines nothing but the linker's _end/_edata/__bss_start and only
     // pulls in others: global too, dropped (else its ~300-library tree is walked again).
-    EXPECT_THAT(needed, ::testing::Not(::testing::Contains("libtorch.so.1.13")));
-    EXPECT_THAT(needed, ::testing::Not(::testing::Contains("libc10.so.1.13")));
+    EXPECT_THAT(needed, ::testing::Not(::testing::Contains("libtorch.so." PYFLEET_TORCH_SOVERSION)));
+    EXPECT_THAT(needed, ::testing::Not(::testing::Contains("libc10.so." PYFLEET_TORCH_SOVERSION)));
     EXPECT_THAT(needed, ::testing::Not(::testing::Contains("libstdc++.so.6")));
     ::dlclose(handle);
   }
   // ... its file keeps only what the copy still maps from it: the shared code and
   // read-only data were released (Note [Copies live in memory]) ...
   for (const char* id : {"00000000", "00000001"}) {
-    const std::string copy = loader.workspacePath() + "/i" + id + "-d0001-libtorch_python.so.1.13.0";
+    const std::string copy = loader.workspacePath() + "/i" + id + "-d0001-libtorch_python.so." PYFLEET_TORCH_SOVERSION ".0";
     void* handle = ::dlopen(copy.c_str(), RTLD_NOW | RTLD_NOLOAD);  // matched by name
     ASSERT_NE(handle, nullptr) << ::dlerror();
     EXPECT_LT(allocatedBytesOfFileAt(dynamicSectionOf(handle)), uint64_t{6} << 20) << copy;
@@ -120,11 +121,11 @@ TEST(LibraryLoaderTorchTest, TorchExtensionGetsPrivateLibtorchPythonPerInterpret
   // (Note [Binding a copy's references to itself]): libtorch_python has about 9,200.
   EXPECT_GT(after.self_bound_relocations, 8000);
   // The real libtorch_python was never loaded.
-  EXPECT_EQ(::dlopen("libtorch_python.so.1.13", RTLD_NOW | RTLD_NOLOAD), nullptr);
+  EXPECT_EQ(::dlopen("libtorch_python.so." PYFLEET_TORCH_SOVERSION, RTLD_NOW | RTLD_NOLOAD), nullptr);
 
   // A stdlib extension for both, too.
   for (int i = 0; i < 2; ++i) {
-    absl::StatusOr<void*> json = loader.loadExtension(kJsonExtension, i);
+    absl::StatusOr<void*> json = loader.loadExtension(kStdlibExtension, i);
     ASSERT_TRUE(json.ok()) << json.status();
   }
   for (int i = 0; i < 2; ++i) {

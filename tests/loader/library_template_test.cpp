@@ -16,11 +16,12 @@
 #include "loader/elf_file.h"
 #include "loader/library_copy.h"
 #include "loader_test_util.h"
+#include "pyfleet/platform.h"
 
 namespace pyfleet::internal {
 namespace {
 
-using ::pyfleet::internal::testing::kJsonExtension;
+using ::pyfleet::internal::testing::kStdlibExtension;
 using ::pyfleet::internal::testing::kLibtorchPython;
 using ::pyfleet::internal::testing::kLibz;
 using ::pyfleet::internal::testing::readTestFile;
@@ -87,8 +88,8 @@ INSTANTIATE_TEST_SUITE_P(
     RealLibraries, LibraryTemplateInstanceTest,
     ::testing::Values(std::make_tuple(std::string(kLibz), std::string("libc.so.6"), 0),
                       std::make_tuple(std::string(kLibz), std::string(), 12345678),
-                      std::make_tuple(std::string(kJsonExtension), std::string(), 7),
-                      std::make_tuple(std::string(kLibtorchPython), std::string("libshm.so.1.13"), 1),
+                      std::make_tuple(std::string(kStdlibExtension), std::string(), 7),
+                      std::make_tuple(std::string(kLibtorchPython), std::string("libshm.so." PYFLEET_TORCH_SOVERSION), 1),
                       std::make_tuple(std::string(kLibtorchPython), std::string(), 99999999)));
 
 TEST(LibraryTemplateTest, FormatsFixedWidthIds) {
@@ -173,7 +174,7 @@ TEST(LibraryTemplateTest, LibtorchPythonTemplateCost) {
       LibraryTemplate::create(std::move(original), kLibtorchPython, dependencyEdits(""));
   const auto t1 = std::chrono::steady_clock::now();
   ASSERT_TRUE(tmpl.ok()) << tmpl.status();
-  EXPECT_EQ(tmpl->demoted(), 58);
+  EXPECT_EQ(tmpl->demoted(), testing::kLibtorchPythonUniqueSymbols);
   testing::ScratchDir scratch;
   const std::string path = scratch.pathOf("instance.so");
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);

@@ -26,14 +26,18 @@
 
 #include "gtest/gtest.h"
 #include "tests/common/proc_maps.h"
+#include "pyfleet/platform.h"
 
 namespace pyfleet::internal::testing {
 
 // Real libraries from Debian packages the project depends on (zlib1g, libtorch-dev /
-// python3-torch, libpython3.11). A missing one fails the test that reads it.
+// python3-torch, libpython3.X). A missing one fails the test that reads it.
 inline constexpr const char kLibz[] = "/lib/x86_64-linux-gnu/libz.so.1";
-inline constexpr const char kLibtorchPython[] = "/usr/lib/x86_64-linux-gnu/libtorch_python.so.1.13";
-inline constexpr const char kJsonExtension[] = PYFLEET_TEST_JSON_EXTENSION;
+inline constexpr const char kLibtorchPython[] = "/usr/lib/x86_64-linux-gnu/libtorch_python.so." PYFLEET_TORCH_SOVERSION;
+inline constexpr const char kStdlibExtension[] = PYFLEET_TEST_STDLIB_EXTENSION;
+// Its STB_GNU_UNIQUE symbols (`readelf --dyn-syms -W FILE | grep -c UNIQUE`): 58 in
+// Debian 12's 1.13.1, 130 in Debian 13's 2.6.0.
+inline const int kLibtorchPythonUniqueSymbols = std::string(PYFLEET_TORCH_SOVERSION) == "1.13" ? 58 : 130;
 
 // The whole file, or "" after recording a test failure.
 inline std::string readTestFile(const std::string& path) {

@@ -11,6 +11,7 @@
 #include <future>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "pyfleet/error.h"
 #include "runtime/tools/serve/dynamic_batcher.h"
 #include "runtime/tools/serve/http_frontend.h"
