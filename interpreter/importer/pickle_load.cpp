@@ -93,10 +93,14 @@ void Unpickler_dealloc(PyObject* self) {
   PyTypeObject* tp = Py_TYPE(self);
   PyObject_GC_UnTrack(self);
   ClearExtra(self);
-  // _pickle.Unpickler's dealloc clears its own fields and frees the object; as a
-  // static type it does not drop the reference instances hold on a heap subtype.
-  reinterpret_cast<PyTypeObject*>(StateOfType(tp)->unpickler_base)->tp_dealloc(self);
-  Py_DECREF(tp);
+  // _pickle.Unpickler's dealloc clears its own fields and frees the object. Every
+  // instance of a heap type holds a reference to its type: a heap-type dealloc drops it
+  // itself (CPython 3.12+, where _pickle is a heap type), a static type's does not
+  // (3.11), and then it is ours to drop.
+  auto* base = reinterpret_cast<PyTypeObject*>(StateOfType(tp)->unpickler_base);
+  const bool base_drops_type = (base->tp_flags & Py_TPFLAGS_HEAPTYPE) != 0;
+  base->tp_dealloc(self);
+  if (!base_drops_type) Py_DECREF(tp);
 }
 
 // find_class(module, name): PackageUnpickler.find_class.

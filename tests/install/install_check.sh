@@ -3,6 +3,8 @@
 # against it with find_package(pyfleet), runs it on a real package, then builds the
 # Debian package with cpack and checks its files and Depends.
 #   install_check.sh BUILD_DIR USER_PROJECT_DIR PACKAGE.pt
+# Environment: PYFLEET_EXT_SUFFIX (".cpython-311-x86_64-linux-gnu.so"), PYFLEET_EXPECTED_DEPENDS
+# (the packages the .deb must depend on, space-separated); the ctest entry sets both.
 set -euo pipefail
 build="$(cd "$1" && pwd)" project="$2" package="$3"
 work="$(mktemp -d)"
@@ -12,7 +14,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
 for f in include/pyfleet/pyfleet.h include/pyfleet/torch_deploy.h lib/libpyfleet.so lib/libpyfleet_interpreter.so \
          lib/cmake/pyfleet/pyfleetConfig.cmake bin/pyfleet-exec bin/pyfleet-inspect \
-         lib/python3/dist-packages/pyfleet.cpython-311-x86_64-linux-gnu.so; do
+         "lib/python3/dist-packages/pyfleet$PYFLEET_EXT_SUFFIX"; do
   [ -e "$work/prefix/$f" ] || fail "missing $f in the installed prefix"
 done
 
@@ -33,7 +35,7 @@ PYTHONPATH="$work/prefix/lib/python3/dist-packages" /usr/bin/python3 -c \
 deb="$(ls "$work"/deb/*.deb)"
 depends="$(dpkg-deb -f "$deb" Depends)"
 echo "Depends: $depends"
-for p in libtorch1.13 python3-torch libpython3.11-stdlib libarchive13 libabsl20220623; do
+for p in $PYFLEET_EXPECTED_DEPENDS; do
   echo "$depends" | grep -q "$p" || fail "Depends lacks $p"
 done
 contents="$(dpkg-deb -c "$deb")"

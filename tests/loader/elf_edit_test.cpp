@@ -166,8 +166,9 @@ TEST(ElfEditTest, AddsRunpathAndSonameWhenAbsent) {
   const ElfFile after = parseOrDie(out->image, "edited");
   EXPECT_EQ(after.runpath(), "/opt/lib");
   EXPECT_EQ(after.soname(), "json-copy.so");
+  const ElfFile before = parseOrDie(original, "original");
   std::vector<std::string> needed = {"libm.so.6"};  // first, then what it had
-  for (const std::string& n : parseOrDie(original, "original").needed()) needed.push_back(n);
+  for (const std::string& n : before.needed()) needed.push_back(n);
   EXPECT_EQ(after.needed(), needed);
 }
 

@@ -1,7 +1,7 @@
-"""Runs torch 1.13.1's test/package suite twice, stock and with pyfleet.PackageImporter
+"""Runs the platform torch's test/package suite (1.13.1 or 2.6.0) twice, stock and with pyfleet.PackageImporter
 swapped in (pyfleet_swap.py), and compares the outcomes test by test.
 
-    /usr/bin/python3 run_torch_suite.py --torch-test-dir /path/pytorch-1.13.1/test --out-dir OUT
+    /usr/bin/python3 run_torch_suite.py --torch-test-dir /path/pytorch-X.Y.Z/test --out-dir OUT
 
 Prints passed/failed/error/skipped for both side by side, writes OUT/stock.xml,
 OUT/pyfleet.xml (JUnit) and OUT/pyfleet_only_failures.txt, and exits 1 if a test that
@@ -74,7 +74,7 @@ def main():
 
     package_dir = os.path.join(args.torch_test_dir, "package")
     if not os.path.isfile(os.path.join(package_dir, "test_importer.py")):
-        print(f"run_torch_suite: {package_dir} is not torch 1.13.1's test/package "
+        print(f"run_torch_suite: {package_dir} is not torch's test/package "
               "(set PYFLEET_TORCH_TEST_DIR; CI fetches it with `apt-get source pytorch`)")
         return 1
     os.makedirs(args.out_dir, exist_ok=True)
@@ -97,11 +97,17 @@ def main():
 
     stock, pyf = results["stock"], results["pyfleet"]
     counts = {m: collections.Counter(o for o, _ in r.values()) for m, r in results.items()}
-    print(f"torch 1.13.1 test/package ({args.torch_test_dir})")
+    import torch
+    print(f"torch {torch.__version__} test/package ({args.torch_test_dir})")
     print(f"{'':12}{'stock':>8}{'pyfleet':>9}")
     for outcome in ("passed", "failed", "error", "skipped"):
         print(f"{outcome:12}{counts['stock'][outcome]:>8}{counts['pyfleet'][outcome]:>9}")
     print(f"{'total':12}{len(stock):>8}{len(pyf):>9}")
+    if counts["stock"]["passed"] == 0:
+        # A suite that did not run (every test a collection error) compares nothing.
+        print(f"run_torch_suite: no test passed with the stock importer: the suite did not run "
+              f"(see {os.path.join(args.out_dir, 'stock.log')})")
+        return 1
 
     regressions, allowed = [], []
     for tid, (outcome, _) in sorted(stock.items()):
