@@ -73,6 +73,18 @@ absl::Status checkEdits(const ElfFile& elf, const ElfEdits& edits) {
   if ((edits.soname && bad(*edits.soname)) || (edits.runpath && bad(*edits.runpath))) {
     return absl::InvalidArgumentError("a DT_SONAME or DT_RUNPATH value contains NUL");
   }
+  for (const auto& [from, to] : edits.rename_undefined) {
+    if (bad(from) || bad(to) || to.empty()) {
+      return absl::InvalidArgumentError("a renamed symbol is empty or contains NUL");
+    }
+    bool found = false;
+    for (uint64_t i = 0; i < elf.dynsymCount() && !found; ++i) {
+      found = elf.symbol(i).st_shndx == SHN_UNDEF && elf.symbolName(i) == from;
+    }
+    if (!found) {
+      return absl::NotFoundError(absl::StrCat(elf.fileName(), ": has no undefined symbol \"", from, "\" to rename"));
+    }
+  }
   if (edits.demote_unique && elf.dynsymSectionIndex() < 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         elf.fileName(), ": cannot demote STB_GNU_UNIQUE symbols without a .dynsym section"));
@@ -162,7 +174,7 @@ absl::Status checkRewritesDisjoint(const ElfFile& elf, const ElfEdits& edits, bo
       break;
     }
   }
-  if (edits.demote_unique) {
+  if (edits.demote_unique || !edits.rename_undefined.empty()) {
     writes.push_back({elf.dynsymOffset(), elf.dynsymOffset() + elf.dynsymCount() * sizeof(Elf64_Sym),
                       ".dynsym", kDynsym});
   }
@@ -265,6 +277,16 @@ absl::Status verify(const ElfFile& before, absl::string_view old_dynstr, const E
   if (edits.demote_unique && after.uniqueSymbolCount() != 0) {
     return mismatch("STB_GNU_UNIQUE symbols left");
   }
+  for (const auto& [from, to] : edits.rename_undefined) {
+    bool renamed = false;
+    for (uint64_t i = 0; i < after.dynsymCount(); ++i) {
+      if (after.symbol(i).st_shndx != SHN_UNDEF) continue;
+      const std::string name = after.symbolName(i);
+      if (name == from) return mismatch("a renamed symbol keeps its old name");
+      renamed = renamed || name == to;
+    }
+    if (!renamed) return mismatch("a renamed symbol lacks its new name");
+  }
   return absl::OkStatus();
 }
 
@@ -282,6 +304,15 @@ void relayout(const ElfFile& before, const std::string& old_dynstr, const ElfEdi
       if (verneed.file != from) continue;
       verneed_files.emplace_back(verneed.offset + offsetof(Elf64_Verneed, vn_file),
                                  static_cast<Elf64_Word>(strings.add(to)));
+    }
+  }
+  // {file offset of st_name, new value} for renamed undefined symbols.
+  std::vector<std::pair<uint64_t, Elf64_Word>> renamed_symbols;
+  for (const auto& [from, to] : edits.rename_undefined) {
+    for (uint64_t i = 0; i < before.dynsymCount(); ++i) {
+      if (before.symbol(i).st_shndx != SHN_UNDEF || before.symbolName(i) != from) continue;
+      renamed_symbols.emplace_back(before.dynsymOffset() + i * sizeof(Elf64_Sym) + offsetof(Elf64_Sym, st_name),
+                                   static_cast<Elf64_Word>(strings.add(to)));
     }
   }
   const uint64_t dynstr_size = old_dynstr.size() + strings.appended().size();
@@ -334,6 +365,7 @@ void relayout(const ElfFile& before, const std::string& old_dynstr, const ElfEdi
   std::memcpy(image.data() + out.new_strings_offset, strings.appended().data(),
               strings.appended().size());
   for (const auto& [offset, vn_file] : verneed_files) writeAt(image, offset, vn_file);
+  for (const auto& [offset, st_name] : renamed_symbols) writeAt(image, offset, st_name);
 
   Elf64_Ehdr header = before.header();
   header.e_phoff = base_offset;
@@ -362,7 +394,7 @@ absl::StatusOr<EditedImage> editElf(std::string image, absl::string_view file_na
   const std::string old_dynstr(oldStringTable(before));
 
   const bool needs_relayout = !edits.add_needed.empty() || !edits.replace_needed.empty() ||
-                              !edits.remove_needed.empty() ||
+                              !edits.remove_needed.empty() || !edits.rename_undefined.empty() ||
                               edits.soname.has_value() || edits.runpath.has_value();
   if (needs_relayout && before.header().e_phnum >= PN_XNUM - 1) {
     return absl::UnimplementedError(absl::StrCat(

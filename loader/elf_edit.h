@@ -75,6 +75,11 @@ struct ElfEdits {
   // Rewrite every STB_GNU_UNIQUE symbol of .dynsym to STB_GLOBAL. See Note
   // [STB_GNU_UNIQUE demotion]. FailedPrecondition if the library has no .dynsym section.
   bool demote_unique = false;
+  // {old name, new name}: every undefined .dynsym symbol named `old name` is renamed
+  // `new name` (a new string; its st_name re-pointed), so the copy binds that reference to
+  // whatever defines the new name in its scope. See Note [Redirected references] in
+  // library_loader.h. Each old name must be an undefined symbol (NotFound otherwise).
+  std::vector<std::pair<std::string, std::string>> rename_undefined;
 };
 
 // The result of editElf().

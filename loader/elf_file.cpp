@@ -253,6 +253,15 @@ absl::Status ElfFile::parseSections() {
   return absl::OkStatus();
 }
 
+std::string ElfFile::symbolName(uint64_t index) const {
+  const Elf64_Sym sym = symbol(index);
+  const absl::string_view names = bytes_.substr(dynsym_names_offset_, dynsym_names_size_);
+  if (sym.st_name >= names.size()) return "";
+  const size_t end = names.find('\0', sym.st_name);
+  if (end == absl::string_view::npos) return "";
+  return std::string(names.substr(sym.st_name, end - sym.st_name));
+}
+
 std::optional<uint64_t> ElfFile::dynamicValue(int64_t tag) const {
   for (const Elf64_Dyn& d : dynamic_) {
     if (d.d_tag == tag) return d.d_un.d_val;
@@ -275,6 +284,8 @@ absl::Status ElfFile::parseDynsym() {
   const Elf64_Shdr& str = shdrs_[sh.sh_link];
   PYFLEET_RETURN_IF_ERROR(checkRange(str.sh_offset, str.sh_size, ".dynsym's string table"));
   const absl::string_view names = bytes_.substr(str.sh_offset, str.sh_size);
+  dynsym_names_offset_ = str.sh_offset;
+  dynsym_names_size_ = str.sh_size;
   dynsym_offset_ = sh.sh_offset;
   dynsym_count_ = sh.sh_size / sizeof(Elf64_Sym);
   // .gnu.version, to skip hidden (non-default) versions when picking firstExportedSymbol().

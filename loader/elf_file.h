@@ -120,6 +120,9 @@ class ElfFile {
   uint64_t dynsymOffset() const { return dynsym_offset_; }
   uint64_t dynsymCount() const { return dynsym_count_; }
   // .dynsym entry `index` (< dynsymCount()).
+  // The name of .dynsym entry `index` (< dynsymCount()), from the string table .dynsym
+  // links to; "" for an empty or malformed name.
+  std::string symbolName(uint64_t index) const;
   Elf64_Sym symbol(uint64_t index) const {
     return readAt<Elf64_Sym>(bytes_, dynsym_offset_ + index * sizeof(Elf64_Sym));
   }
@@ -169,6 +172,8 @@ class ElfFile {
   std::optional<std::string> rpath_;
   uint64_t dynsym_offset_ = 0;
   uint64_t dynsym_count_ = 0;
+  uint64_t dynsym_names_offset_ = 0;  // the string table .dynsym links to
+  uint64_t dynsym_names_size_ = 0;
   int unique_count_ = 0;
   std::string first_undefined_python_;
   std::string first_exported_;

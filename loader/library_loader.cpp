@@ -23,6 +23,7 @@
 #include "loader/base/owned_fd.h"
 #include "loader/base/posix_error.h"
 #include "loader/base/status_macros.h"
+#include "pyfleet/interpreter_abi.h"
 #include "loader/elf_edit.h"
 #include "loader/elf_file.h"
 #include "loader/global_scope.h"
@@ -232,6 +233,21 @@ absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
     edits.soname = workspace_->pathOf(interpreter_copy);
   }
   edits.demote_unique = elf.uniqueSymbolCount() > 0;  // Note [STB_GNU_UNIQUE demotion]
+  {
+    // Note [Redirected references] (library_loader.h).
+    constexpr absl::string_view kPrefix = PYFLEET_REDIRECT_PREFIX;
+    absl::MutexLock lock(&mu_);
+    for (uint64_t i = 0; i < elf.dynsymCount(); ++i) {
+      const bool undefined = elf.symbol(i).st_shndx == SHN_UNDEF;
+      if (interpreter_library == undefined) continue;
+      const std::string name = elf.symbolName(i);
+      if (interpreter_library && absl::StartsWith(name, kPrefix)) {
+        redirected_.insert(name.substr(kPrefix.size()));
+      } else if (!interpreter_library && redirected_.contains(name)) {
+        edits.rename_undefined.emplace_back(name, absl::StrCat(kPrefix, name));
+      }
+    }
+  }
 
   std::string bytes;
   bytes.reserve(file->bytes().size() + elf.dynstr().size() + kRelayoutSlack);

@@ -40,6 +40,21 @@
 // DT_SONAME in their templates; an extension copy that still carries its original's
 // DT_SONAME has it removed by the workspace before it is loaded. So a later DT_NEEDED
 // "libz.so.1" or "libpyfleet_interpreter.so" anywhere in the process loads the real file.
+//
+// Note [Redirected references]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Some functions of process-global libraries must not be called the same way by N
+// private copies of one library. The case that needs it: torch 2.x's libtorch_python
+// defines an operator from a static initializer (TORCH_LIBRARY_FRAGMENT(inductor)
+// m.def("resize_storage_bytes_...")), and the one process-wide dispatcher refuses a
+// second definition by throwing, inside the second interpreter's dlopen: std::terminate.
+// So the interpreter library may take such references over: when it defines
+// PYFLEET_REDIRECT_PREFIX + NAME (pyfleet/interpreter_abi.h), every undefined reference to
+// NAME in a private copy is renamed to that (ElfEdits::rename_undefined), and binds to
+// the definition in the copy's own interpreter library (a DT_NEEDED of every copy); the
+// names come from the interpreter library's .dynsym, so the loader knows no torch name.
+// Libraries that stay process-global are not edited. What the interpreter library does
+// with them: Note [One definition per operator] in interpreter/src/registration_gate.cpp.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +64,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "loader/library_copy.h"
@@ -167,6 +183,9 @@ class LibraryLoader {
   int next_dependency_ordinal_ ABSL_GUARDED_BY(mu_) = 1;
   int next_extension_serial_ ABSL_GUARDED_BY(mu_) = 1;
   Stats stats_ ABSL_GUARDED_BY(mu_);
+  // NAMEs the interpreter library defines PYFLEET_REDIRECT_PREFIX + NAME for, read when
+  // its template is built. See Note [Redirected references].
+  absl::flat_hash_set<std::string> redirected_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace pyfleet::internal

@@ -55,6 +55,101 @@ def _load_operator_library(self, path):
     self.loaded_libraries.add(path)
 
 
+# Note [readline is not available]
+# ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+# Each interpreter gets a private copy of the readline extension, but all of them drive one
+# libreadline (a process-global library: it needs no Python) and one terminal. Two
+# interpreters initializing it at once crash in add_history(). Nothing a served model does
+# needs a line editor, and the stdlib's users of readline (rlcompleter, which pdb imports,
+# as torch 2.x does on import) treat ImportError as "no readline"; so importing it fails.
+
+
+# Note [Operator schemas defined from Python]
+# ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+# In its shared-process mode torch 2.x makes torch.library do nothing (Note [Telling torch
+# it shares the process]), and then its own modules fail to import: torch._prims (which
+# torch.onnx imports, and torchvision.ops imports torch.onnx) defines its operators with
+# torch.library and looks each up right after ("'CustomOpDef' object has no attribute
+# '_opoverload'"). A kernel written in Python cannot serve the N interpreters (it lives in
+# one CPython and would be called with other interpreters' tensors), but a schema can: it
+# is data in the one dispatcher. So in pyfleet, on torch 2.x, Library("ns", "DEF" or
+# "FRAGMENT").define(schema) and torch.library.custom_op define the operator's schema,
+# once per process (the first interpreter's definition serves all: Note [One definition
+# per operator] in interpreter/src/registration_gate.cpp), and every kernel registration
+# from Python (impl, register_fake, register_kernel, ...) still does nothing but warn.
+# torch.ops.ns.name then exists in every interpreter; calling it fails with torch's
+# "Could not run 'ns::name' with arguments from the 'CPU' backend". Operators from C++
+# libraries are unaffected and run everywhere (Note [Operator libraries load once per
+# process]).
+
+
+def _in_shared_process_mode(torch):
+    running = getattr(torch, "_running_with_deploy", None)
+    return running is not None and running()
+
+
+def _import_what_shared_mode_skips(torch):
+    """torch 2.x's shared-process mode leaves torch.compiler out of `import torch`, but
+    torch._dynamo, which torchvision.ops imports (roi_align), reads torch.compiler at
+    import time. Importing it registers nothing process-wide."""
+    if _in_shared_process_mode(torch):
+        importlib.import_module("torch.compiler")
+
+
+def _define_schemas_in_library(library):
+    import warnings
+
+    import torch
+
+    # torch's own modules (torch._prims) register Python kernels as they import; each would
+    # warn that it does nothing here. Code outside torch still gets the warning.
+    warnings.filterwarnings("ignore", message="Python torch.library APIs do nothing under torch::deploy",
+                            category=RuntimeWarning, module=r"torch\.")
+
+    Library = library.Library
+    original_init, original_define = Library.__init__, Library.define
+
+    def __init__(self, ns, kind, dispatch_key=""):
+        original_init(self, ns, kind, dispatch_key)
+        if not _in_shared_process_mode(torch) or kind not in ("DEF", "FRAGMENT"):
+            return
+        # A fragment: a second interpreter's "DEF" of the namespace must not be refused.
+        self.m = torch._C._dispatch_library("FRAGMENT", ns, "", "<pyfleet>", 0)
+        self.ns, self.kind, self.dispatch_key = ns, kind, dispatch_key
+        self._op_defs, self._op_impls, self._registration_handles = set(), set(), []
+
+    def define(self, schema, alias_analysis="", *, tags=()):
+        if getattr(self, "m", None) is None or not _in_shared_process_mode(torch):
+            return original_define(self, schema, alias_analysis, tags=tags)
+        if isinstance(tags, torch.Tag):
+            tags = (tags,)
+        packet_name = schema.split("(")[0].split(".")[0]
+        namespace = getattr(torch.ops, self.ns)
+        had_packet = hasattr(namespace, packet_name)
+        result = self.m.define(schema, alias_analysis, tuple(tags))
+        if had_packet:
+            torch._ops._refresh_packet(getattr(namespace, packet_name))
+        return result
+
+    Library.__init__, Library.define = __init__, define
+
+
+def _define_schemas_in_custom_ops(custom_ops):
+    import torch
+
+    CustomOpDef = custom_ops.CustomOpDef
+    original = CustomOpDef._register_to_dispatcher
+
+    def _register_to_dispatcher(self):
+        if not _in_shared_process_mode(torch):
+            return original(self)
+        self._lib.define(self._name + self._schema,
+                         tags=[torch._C.Tag.pt2_compliant_tag, torch._C.Tag.needs_fixed_stride_order])
+        self._opoverload = torch._library.utils.lookup_op(self._qualname)
+
+    CustomOpDef._register_to_dispatcher = _register_to_dispatcher
+
+
 class _InjectedSourceLoader:
     """Loader for modules whose source the host handed over at interpreter creation."""
 
@@ -100,6 +195,11 @@ class _PyfleetFinder:
             if is_package:
                 spec.submodule_search_locations = []
             return spec
+        if fullname == "readline":
+            # Note [readline is not available]: one terminal, one libreadline, N interpreters.
+            raise ImportError("readline is not available in pyfleet interpreters: it drives the "
+                              "process's one terminal through libreadline's process-wide state",
+                              name=fullname)
         if fullname == "ctypes" and self._library_path:
             library_path = self._library_path
             return self._patched_spec(fullname, path, target,
@@ -107,6 +207,12 @@ class _PyfleetFinder:
         if fullname == "torch._ops":
             return self._patched_spec(fullname, path, target,
                                       lambda ops: setattr(ops._Ops, "load_library", _load_operator_library))
+        if fullname == "torch":
+            return self._patched_spec(fullname, path, target, _import_what_shared_mode_skips)
+        if fullname == "torch.library":
+            return self._patched_spec(fullname, path, target, _define_schemas_in_library)
+        if fullname == "torch._library.custom_ops":
+            return self._patched_spec(fullname, path, target, _define_schemas_in_custom_ops)
         return None
 
     @staticmethod
@@ -204,11 +310,15 @@ def prepare_finalize():
     "main" thread's state lock when it runs on the thread that first imported
     threading. In pyfleet that thread is any host thread (often gone by now), so
     Py_FinalizeEx would wait for that lock forever. Mark that thread stopped instead.
+    CPython 3.13's threading._shutdown() skips a "main" thread that is not the calling
+    one (its threads have a _handle, no _tstate_lock): nothing to do there.
     """
     threading = sys.modules.get("threading")
     if threading is None:
         return
     main = threading._main_thread
+    if not hasattr(main, "_tstate_lock"):
+        return
     if main.ident == threading.get_ident() or main._is_stopped:
         return
     lock = main._tstate_lock

@@ -61,9 +61,12 @@ c10::impl::PyInterpreter* SelfPyInterpreter(PyfleetInterp* interp) {
 
 // See Note [Duplicate registration warning] in tensor_bridge.h.
 bool IsDuplicateGetGradientsRegistration(const std::string& msg) {
-  static constexpr char kPrefix[] = "Overriding a previously registered kernel";
-  return msg.compare(0, sizeof(kPrefix) - 1, kPrefix) == 0 &&
-         msg.find("operator: aten::get_gradients(") != std::string::npos;
+  if (msg.find("Overriding a previously registered kernel") == std::string::npos) return false;
+  // The kernels every libtorch_python copy registers again: 1.13's and 2.x's.
+  for (const char* op : {"operator: aten::get_gradients(", "operator: inductor::resize_storage_bytes_("}) {
+    if (msg.find(op) != std::string::npos) return true;
+  }
+  return false;
 }
 
 // The handler a ScopedRegistrationWarningFilter replaced on this thread.

@@ -3,8 +3,8 @@
 // Host at::Tensor <-> this interpreter's torch.Tensor, without copies; plus the other
 // two places where the interpreter library talks to LibTorch itself: disarming torch's
 // PyInterpreter before finalize, and the filter for torch's duplicate-registration
-// warning while an extension loads. The only translation unit of interpreter/ that
-// includes LibTorch headers is tensor_bridge.cpp.
+// warning while an extension loads. The translation units of interpreter/ that include
+// LibTorch headers are this one's and registration_gate.cpp.
 //
 //   PyObject* t = WrapTensor(interp, impl);   // impl: borrowed c10::TensorImpl*
 //   void* back = UnpackTensor(interp, t);     // +1 c10::TensorImpl*
@@ -74,7 +74,8 @@ void DisarmTorch(PyfleetInterp* interp);
 // written to STDERR". Both lines are harmless here and alarm users.
 // While _PyImport_FindSharedFuncptr asks the host for an extension copy, a
 // ScopedRegistrationWarningFilter makes the calling thread's handler one that drops that
-// exact warning (message prefix AND operator aten::get_gradients) and hands every other
+// exact warning (the message AND operator aten::get_gradients, or torch 2.x's
+// inductor::resize_storage_bytes_ Functionalize kernel) and hands every other
 // warning to the handler it replaced, so nothing else changes; glog is then not reached
 // and prints no "Logging before" line either. Set PYFLEET_SHOW_TORCH_REGISTRATION_WARNINGS=1
 // in the environment to keep the warning (read at every extension load).

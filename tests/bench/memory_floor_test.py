@@ -1,6 +1,7 @@
 """benchmarks/bench/memory_floor.py: a real run on a small package measures every setup and
-its figures hang together. Nothing is timed, and no memory target is asserted here (targets
-live in the benchmark's output): only what must hold on any machine.
+its figures are there. Nothing is timed, and no footprint is compared here (they depend on
+what else the machine runs; the comparisons live in the benchmark's output): only what must
+hold on any machine.
 
     python3 memory_floor_test.py --script benchmarks/bench/memory_floor.py \
         --worker B/bin/pyfleet-bench-worker --package B/examples/mlp.pt
@@ -27,15 +28,17 @@ class MemoryFloorTest(unittest.TestCase):
             self.assertIn("floor: torchscript + 2 x Python heap", run.stdout)
             with open(out) as f:
                 r = json.load(f)
-        # `import torch` alone leaves tens of MB of Python objects in python3.
+        # `import torch` alone leaves tens of MB of Python objects in python3 (tracemalloc:
+        # the same on any machine).
         self.assertGreater(r["python_heap_mb"], 20)
-        # Every pyfleet interpreter has Python objects of its own: a further one costs at
-        # least most of python3's heap (tracemalloc's count and PSS differ by a little).
-        self.assertGreater(r["further_interpreter_mb"], 0.8 * r["python_heap_mb"])
-        # One process of pyfleet's holds LibTorch once: two interpreters take less than two
-        # python3 processes, and more than the floor.
-        self.assertLess(r["multi_python_mb"], r["python_processes_mb"])
-        self.assertGreater(r["multi_python_mb"], 0.9 * r["floor_mb"])
+        # The footprints are PSS: shared pages are divided among every process that maps
+        # them, so they depend on what else runs (another process using LibTorch lowers
+        # them all). Here only that each was measured (a difference of two, such as
+        # further_interpreter_mb, can even come out below zero); the comparisons are the
+        # benchmark's.
+        self.assertIn("further_interpreter_mb", r)
+        for key in ("multi_python_mb", "python_processes_mb", "torchscript_mb"):
+            self.assertGreater(r[key], 0, key)
         self.assertAlmostEqual(r["floor_mb"], r["torchscript_mb"] + 2 * r["python_heap_mb"], places=3)
 
 

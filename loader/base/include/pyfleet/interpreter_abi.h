@@ -399,6 +399,11 @@ typedef struct PyfleetInterpreterAbi {
 typedef const PyfleetInterpreterAbi* (*PyfleetInterpreterAbiFn)(void) PYFLEET_NOEXCEPT;
 #define PYFLEET_INTERPRETER_ABI_SYMBOL "pyfleet_interpreter_abi"
 
+/* An interpreter library that defines PYFLEET_REDIRECT_PREFIX + NAME takes over every
+   reference to NAME that the private copies of its interpreter make (Note [Redirected
+   references] in loader/library_loader.h). */
+#define PYFLEET_REDIRECT_PREFIX "pyfleet_redirect_"
+
 #ifdef __cplusplus
 }
 #endif
