@@ -19,7 +19,10 @@
 // would only verify (wait for the interpreter it calls main to make it) is made by
 // whichever interpreter comes first. Implementations
 // (_impl) are not gated: a second registration of a kernel only overrides it, with a
-// warning that Note [Duplicate registration warning] drops.
+// warning that Note [Duplicate registration warning] drops. Definitions are made through
+// a torch::Library of pyfleet's that is never destroyed (PermanentLibrary): the library
+// a definition came through may be a Python object of an interpreter finalized while the
+// others still use the operator, and destroying it would undo the definition.
 //
 // The same holds for torch 2.x's named handlers of its control plane
 // (c10d::control_plane::RegisterHandler dumpTraceback{"dump_traceback", ...} in
@@ -40,7 +43,11 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -68,6 +75,37 @@ c10::OperatorName Resolved(const Library& lib, const c10::OperatorName& name) {
 
 bool AlreadyDefined(const Library& lib, const c10::OperatorName& name) {
   return c10::Dispatcher::singleton().findSchema(Resolved(lib, name)).has_value();
+}
+
+// A FRAGMENT library of namespace `ns` that is never destroyed, so the definitions it
+// makes are never undone: a torch::Library deregisters what it registered when it dies,
+// and the one a definition came through may be a Python object of an interpreter that
+// is finalized while the others still hold the operator's handle.
+Library* PermanentLibrary(const std::string& ns) {
+  static std::mutex mu;
+  static auto* libraries = new std::map<std::string, Library*>();  // leaked on purpose
+  std::lock_guard<std::mutex> lock(mu);
+  Library*& lib = (*libraries)[ns];
+  if (lib == nullptr) lib = new Library(Library::FRAGMENT, ns, std::nullopt, "<pyfleet registration gate>", 0);
+  return lib;
+}
+
+std::string NamespaceOf(const Library& lib, const c10::OperatorName& name) {
+  const c10::OperatorName resolved = Resolved(lib, name);  // getNamespace() views into it
+  const std::optional<std::string_view> ns = resolved.getNamespace();
+  return ns ? std::string(*ns) : std::string();
+}
+
+// Runs `define` (a real _def on a permanent library); if another interpreter defined the
+// operator between our look-up and now, the dispatcher's "registered multiple times"
+// error is that race, and the operator is defined: fine.
+template <typename Define>
+void DefineOnce(const Library& lib, const c10::OperatorName& name, Define define) {
+  try {
+    define();
+  } catch (const c10::Error&) {
+    if (!AlreadyDefined(lib, name)) throw;
+  }
 }
 
 }  // namespace
@@ -98,11 +136,15 @@ Library& GateDefSchema(Library* self, c10::FunctionSchema&& schema, c10::Operato
   // calls "main" (torch/csrc/utils/python_dispatch.cpp): wait until main has defined
   // the operator, or fail after a timeout ("Expected main interpreter to define ...").
   // pyfleet has no main interpreter: whichever defines an operator first does.
-  if (AlreadyDefined(*self, schema.operator_name())) {
-    if (out_name != nullptr) *out_name = Resolved(*self, schema.operator_name());
-    return *self;  // Note [One definition per operator]
+  const c10::OperatorName name = schema.operator_name();
+  if (!AlreadyDefined(*self, name)) {
+    Library* permanent = PermanentLibrary(NamespaceOf(*self, name));
+    DefineOnce(*self, name, [&] {
+      RealDefSchema(permanent, std::move(schema), nullptr, tags, torch::_RegisterOrVerify::REGISTER);
+    });
   }
-  return RealDefSchema(self, std::move(schema), out_name, tags, torch::_RegisterOrVerify::REGISTER);
+  if (out_name != nullptr) *out_name = Resolved(*self, name);
+  return *self;  // Note [One definition per operator]
 }
 
 Library& GateDefWithKernel(Library* self, NameOrSchema&& name_or_schema, torch::CppFunction&& f,
@@ -110,8 +152,12 @@ Library& GateDefWithKernel(Library* self, NameOrSchema&& name_or_schema, torch::
   const c10::OperatorName& name = std::holds_alternative<c10::OperatorName>(name_or_schema)
                                       ? std::get<c10::OperatorName>(name_or_schema)
                                       : std::get<c10::FunctionSchema>(name_or_schema).operator_name();
-  if (AlreadyDefined(*self, name)) return *self;  // Note [One definition per operator]
-  return RealDefWithKernel(self, std::move(name_or_schema), std::move(f), tags);
+  if (!AlreadyDefined(*self, name)) {
+    const c10::OperatorName copy = name;
+    Library* permanent = PermanentLibrary(NamespaceOf(*self, copy));
+    DefineOnce(*self, copy, [&] { RealDefWithKernel(permanent, std::move(name_or_schema), std::move(f), tags); });
+  }
+  return *self;  // Note [One definition per operator]
 }
 
 void RealRegisterHandler(const std::string& name, c10d::control_plane::HandlerFunc f)

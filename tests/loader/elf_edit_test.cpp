@@ -331,6 +331,49 @@ TEST(ElfEditTest, DemotesUniqueSymbolsInPlace) {
   EXPECT_EQ(parseOrDie(out->image, "edited").uniqueSymbolCount(), 0);
 }
 
+// Every undefined symbol of that name, and nothing else (Note [Redirected references]).
+TEST(ElfEditTest, RenamesUndefinedSymbols) {
+  const std::string original = readTestFile(kLibz);
+  const ElfFile before = parseOrDie(original, "libz.so.1");
+  ElfEdits edits;
+  edits.rename_undefined = {{"free", "pyfleet_redirect_free"}};
+  absl::StatusOr<EditedImage> out = editElf(original, "libz.so.1", edits);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const ElfFile after = parseOrDie(out->image, "edited");
+  ASSERT_EQ(after.dynsymCount(), before.dynsymCount());
+  int renamed = 0;
+  for (uint64_t i = 0; i < before.dynsymCount(); ++i) {
+    const std::string was = before.symbolName(i), now = after.symbolName(i);
+    const bool undefined = before.symbol(i).st_shndx == SHN_UNDEF;
+    if (undefined && was == "free") {
+      EXPECT_EQ(now, "pyfleet_redirect_free");
+      ++renamed;
+    } else {
+      EXPECT_EQ(now, was) << i;
+    }
+  }
+  EXPECT_EQ(renamed, 1);
+  EXPECT_EQ(after.needed(), before.needed());
+  testing::ScratchDir scratch;
+  const std::string path = scratch.pathOf("renamed.so");
+  {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(out->image.data(), 1, out->image.size(), f), out->image.size());
+    std::fclose(f);
+  }
+  EXPECT_THAT(runCommand("readelf --dyn-syms -W " + path + " 2>&1"), HasSubstr("UND pyfleet_redirect_free"));
+
+  // Only undefined symbols: a definition (libz's own deflate) is NotFound, as is a name
+  // that is not there at all; an empty new name is refused.
+  edits.rename_undefined = {{"deflate", "pyfleet_redirect_deflate"}};
+  EXPECT_EQ(editElf(original, "libz.so.1", edits).status().code(), absl::StatusCode::kNotFound);
+  edits.rename_undefined = {{"no_such_symbol", "x"}};
+  EXPECT_EQ(editElf(original, "libz.so.1", edits).status().code(), absl::StatusCode::kNotFound);
+  edits.rename_undefined = {{"free", ""}};
+  EXPECT_EQ(editElf(original, "libz.so.1", edits).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(ElfEditTest, EditedLibtorchPythonIsConsistentForReadelf) {
   const std::string original = readTestFile(kLibtorchPython);
   ElfEdits edits;
