@@ -356,12 +356,7 @@ TEST(ElfEditTest, RenamesUndefinedSymbols) {
   EXPECT_EQ(after.needed(), before.needed());
   testing::ScratchDir scratch;
   const std::string path = scratch.pathOf("renamed.so");
-  {
-    FILE* f = std::fopen(path.c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    ASSERT_EQ(std::fwrite(out->image.data(), 1, out->image.size(), f), out->image.size());
-    std::fclose(f);
-  }
+  ASSERT_NO_FATAL_FAILURE(testing::writeFile(path, out->image));
   EXPECT_THAT(runCommand("readelf --dyn-syms -W " + path + " 2>&1"), HasSubstr("UND pyfleet_redirect_free"));
 
   // Only undefined symbols: a definition (libz's own deflate) is NotFound, as is a name
@@ -390,12 +385,7 @@ TEST(ElfEditTest, EditedLibtorchPythonIsConsistentForReadelf) {
 
   testing::ScratchDir scratch;
   const std::string path = scratch.pathOf("edited.so");
-  {
-    FILE* f = std::fopen(path.c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    ASSERT_EQ(std::fwrite(out->image.data(), 1, out->image.size(), f), out->image.size());
-    std::fclose(f);
-  }
+  ASSERT_NO_FATAL_FAILURE(testing::writeFile(path, out->image));
   const std::string dynamic = runCommand("readelf -dW " + path + " 2>&1");
   EXPECT_THAT(dynamic, HasSubstr("Shared library: [/tmp/pyfleet-test/i00000001-interpreter.so]"));
   EXPECT_THAT(dynamic, HasSubstr("Shared library: [/tmp/pyfleet-test/libshm-private.so]"));

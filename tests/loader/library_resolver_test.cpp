@@ -36,13 +36,6 @@ ElfFile parseOrDie(const std::string& bytes, const std::string& name) {
   return *std::move(elf);
 }
 
-void writeFile(const std::string& path, const std::string& bytes) {
-  FILE* f = std::fopen(path.c_str(), "wb");
-  ASSERT_NE(f, nullptr) << path;
-  ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
-  std::fclose(f);
-}
-
 TEST(LibraryResolverTest, PathHelpersFollowLdSo) {
   EXPECT_EQ(dirName("/usr/lib/libz.so.1"), "/usr/lib");
   EXPECT_EQ(dirName("/libz.so.1"), "/");
@@ -171,9 +164,9 @@ TEST(LibraryResolverTest, FilesOfTheWrongKindAreRejectedAndSkipped) {
   testing::ScratchDir scratch;
   ASSERT_FALSE(scratch.path().empty());
   const std::string text = scratch.pathOf("libpyfleet_test_origin_helper.so");
-  writeFile(text, "not a library\n");
+  testing::writeFile(text, "not a library\n");
   const std::string empty = scratch.pathOf("empty.so");
-  writeFile(empty, "");
+  testing::writeFile(empty, "");
 
   absl::StatusOr<LibraryInfo> not_elf = LibraryResolver::readLibraryInfo(text);
   EXPECT_EQ(not_elf.status().code(), absl::StatusCode::kInvalidArgument);

@@ -39,6 +39,14 @@ inline constexpr const char kStdlibExtension[] = PYFLEET_TEST_STDLIB_EXTENSION;
 // Debian 12's 1.13.1, 130 in Debian 13's 2.6.0.
 inline const int kLibtorchPythonUniqueSymbols = std::string(PYFLEET_TORCH_SOVERSION) == "1.13" ? 58 : 130;
 
+// Writes `bytes` to `path` (a fatal test failure if it cannot).
+inline void writeFile(const std::string& path, const std::string& bytes) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr) << path;
+  ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
+  std::fclose(f);
+}
+
 // The whole file, or "" after recording a test failure.
 inline std::string readTestFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
