@@ -50,6 +50,15 @@ class StringAppender {
   absl::flat_hash_map<std::string, uint64_t> offsets_;
 };
 
+// Indices of the undefined .dynsym symbols named `name`.
+std::vector<uint64_t> undefinedSymbolsNamed(const ElfFile& elf, const std::string& name) {
+  std::vector<uint64_t> out;
+  for (uint64_t i = 0; i < elf.dynsymCount(); ++i) {
+    if (elf.symbol(i).st_shndx == SHN_UNDEF && elf.symbolName(i) == name) out.push_back(i);
+  }
+  return out;
+}
+
 absl::Status checkEdits(const ElfFile& elf, const ElfEdits& edits) {
   auto bad = [](const std::string& s) { return s.find('\0') != std::string::npos; };
   for (const std::string& s : edits.add_needed) {
@@ -77,11 +86,7 @@ absl::Status checkEdits(const ElfFile& elf, const ElfEdits& edits) {
     if (bad(from) || bad(to) || to.empty()) {
       return absl::InvalidArgumentError("a renamed symbol is empty or contains NUL");
     }
-    bool found = false;
-    for (uint64_t i = 0; i < elf.dynsymCount() && !found; ++i) {
-      found = elf.symbol(i).st_shndx == SHN_UNDEF && elf.symbolName(i) == from;
-    }
-    if (!found) {
+    if (undefinedSymbolsNamed(elf, from).empty()) {
       return absl::NotFoundError(absl::StrCat(elf.fileName(), ": has no undefined symbol \"", from, "\" to rename"));
     }
   }
@@ -278,14 +283,8 @@ absl::Status verify(const ElfFile& before, absl::string_view old_dynstr, const E
     return mismatch("STB_GNU_UNIQUE symbols left");
   }
   for (const auto& [from, to] : edits.rename_undefined) {
-    bool renamed = false;
-    for (uint64_t i = 0; i < after.dynsymCount(); ++i) {
-      if (after.symbol(i).st_shndx != SHN_UNDEF) continue;
-      const std::string name = after.symbolName(i);
-      if (name == from) return mismatch("a renamed symbol keeps its old name");
-      renamed = renamed || name == to;
-    }
-    if (!renamed) return mismatch("a renamed symbol lacks its new name");
+    if (!undefinedSymbolsNamed(after, from).empty()) return mismatch("a renamed symbol keeps its old name");
+    if (undefinedSymbolsNamed(after, to).empty()) return mismatch("a renamed symbol lacks its new name");
   }
   return absl::OkStatus();
 }
@@ -309,8 +308,7 @@ void relayout(const ElfFile& before, const std::string& old_dynstr, const ElfEdi
   // {file offset of st_name, new value} for renamed undefined symbols.
   std::vector<std::pair<uint64_t, Elf64_Word>> renamed_symbols;
   for (const auto& [from, to] : edits.rename_undefined) {
-    for (uint64_t i = 0; i < before.dynsymCount(); ++i) {
-      if (before.symbol(i).st_shndx != SHN_UNDEF || before.symbolName(i) != from) continue;
+    for (uint64_t i : undefinedSymbolsNamed(before, from)) {
       renamed_symbols.emplace_back(before.dynsymOffset() + i * sizeof(Elf64_Sym) + offsetof(Elf64_Sym, st_name),
                                    static_cast<Elf64_Word>(strings.add(to)));
     }

@@ -234,18 +234,27 @@ absl::StatusOr<LibraryLoader::BuiltTemplate> LibraryLoader::buildTemplate(
   }
   edits.demote_unique = elf.uniqueSymbolCount() > 0;  // Note [STB_GNU_UNIQUE demotion]
   {
-    // Note [Redirected references] (library_loader.h).
+    // Note [Redirected references] (library_loader.h). The scan runs without mu_ (a
+    // leaf lock for look-ups): on the interpreter library's definitions to record what it
+    // takes over, on any other library's references against a copy of that set.
     constexpr absl::string_view kPrefix = PYFLEET_REDIRECT_PREFIX;
-    absl::MutexLock lock(&mu_);
+    absl::flat_hash_set<std::string> redirected;
+    if (!interpreter_library) {
+      absl::MutexLock lock(&mu_);
+      redirected = redirected_;
+    }
     for (uint64_t i = 0; i < elf.dynsymCount(); ++i) {
-      const bool undefined = elf.symbol(i).st_shndx == SHN_UNDEF;
-      if (interpreter_library == undefined) continue;
+      if (interpreter_library == (elf.symbol(i).st_shndx == SHN_UNDEF)) continue;
       const std::string name = elf.symbolName(i);
       if (interpreter_library && absl::StartsWith(name, kPrefix)) {
-        redirected_.insert(name.substr(kPrefix.size()));
-      } else if (!interpreter_library && redirected_.contains(name)) {
+        redirected.insert(name.substr(kPrefix.size()));
+      } else if (!interpreter_library && redirected.contains(name)) {
         edits.rename_undefined.emplace_back(name, absl::StrCat(kPrefix, name));
       }
+    }
+    if (interpreter_library && !redirected.empty()) {
+      absl::MutexLock lock(&mu_);
+      redirected_.insert(redirected.begin(), redirected.end());
     }
   }
 
